@@ -1,0 +1,1 @@
+"""Repository-root conftest: makes `python -m pytest` import the packages from the repo root."""
