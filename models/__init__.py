@@ -1,0 +1,5 @@
+"""MoSE model components."""
+
+from models.mose import MoSE
+
+__all__ = ["MoSE"]

@@ -1,0 +1,46 @@
+"""Shared helpers for the tests: paths to the reference files and small model builders."""
+
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+ORACLE = DATA / "oracle_public.npz"
+FORWARD_WEIGHTS = DATA / "forward_lidc_state_dict.pth"
+
+# The small model whose weights are in forward_lidc_state_dict.pth (DESIGN §9).
+FORWARD_LIDC_KWARGS = dict(input_channels=1, num_classes=2, num_filters=[8, 16, 32, 32, 32, 32, 32],
+                           latent_dim=1, num_expert=4, sample_per_mode=2, softmax=True,
+                           masked_pred=False)
+PAPER_FILTERS = [32, 64, 128, 192, 192, 192, 192]
+LIDC_PAPER_KWARGS = dict(input_channels=1, num_classes=2, num_filters=PAPER_FILTERS, latent_dim=1,
+                         num_expert=4, sample_per_mode=4, softmax=True, masked_pred=False)
+CITYSCAPES_PAPER_KWARGS = dict(input_channels=4, num_classes=25, num_filters=PAPER_FILTERS,
+                               latent_dim=5, num_expert=35, sample_per_mode=1, softmax=False,
+                               masked_pred=True)
+
+
+def oracle() -> dict:
+    """The public reference cases as a dict of numpy arrays."""
+    with np.load(ORACLE) as f:
+        return {k: f[k] for k in f.files}
+
+
+def read_key_table(name: str) -> dict:
+    """Key → shape tuple from a `state_dict_<name>.tsv` reference table, `module.` removed."""
+    table = {}
+    for line in (DATA / f"state_dict_{name}.tsv").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        key, shape, _ = line.split("\t")
+        table[key.removeprefix("module.")] = (
+            () if shape == "scalar" else tuple(int(s) for s in shape.split("x")))
+    return table
+
+
+def trainable_count_from_header(name: str) -> int:
+    """The parameter count stated in the reference table's header."""
+    for line in (DATA / f"state_dict_{name}.tsv").read_text().splitlines():
+        if line.startswith("# trainable parameters:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no parameter count in header")
