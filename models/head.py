@@ -30,7 +30,7 @@ class NoiseInjection(nn.Module):
         self.last_layer = nn.Conv2d(num_channels, num_channels + latent_dim, kernel_size=1)
 
     def forward(self, u_d: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Plain formulation: one copy of the decoder feature per sample.
+        """Plain formulation: one modulated copy of the decoder feature per sample.
 
         Args:
             u_d: (B, F0, H, W) decoder feature.

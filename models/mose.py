@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from models.experts import init_priors, sample_compact, sample_standard
+from models.fast_head import fast_head
 from models.gating import GatingNetwork
 from models.head import HeadLayers, NoiseInjection
 from models.unet import Unet
@@ -29,11 +30,15 @@ class MoSE(nn.Module):
         masked_pred: where the first annotation is void (label 0), output class 0 for all samples.
         eval_sample_num: if set, eval-mode forwards use the standard representation with this
             many samples; None keeps the compact one.
+        fast_head: compute the head as folded matrix products (`models/fast_head.py`); False
+            runs the plain modules. Same parameters and mathematics either way.
+        channels_last: run the backbone in channels-last memory format (faster convolutions).
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
-                 masked_pred: bool, eval_sample_num: Optional[int] = None):
+                 masked_pred: bool, eval_sample_num: Optional[int] = None,
+                 fast_head: bool = True, channels_last: bool = True):
         super().__init__()
         mu, log_sigma = init_priors(num_expert, latent_dim)
         self.mu = nn.Parameter(mu)
@@ -50,6 +55,8 @@ class MoSE(nn.Module):
         self.softmax = softmax
         self.masked_pred = masked_pred
         self.eval_sample_num = eval_sample_num
+        self.fast_head = fast_head
+        self.channels_last = channels_last
 
     def sample_latents(self, expert_probs: torch.Tensor,
                        generator: Optional[torch.Generator] = None):
@@ -82,6 +89,8 @@ class MoSE(nn.Module):
         Returns:
             (B, N, C, H, W) logits.
         """
+        if self.fast_head:
+            return fast_head(u_d, z, self.fuse, self.layers, self.last_layer, self.training)
         B, _, H, W = u_d.shape
         N = z.shape[1]
         f = self.fuse(u_d, z)  # (B·N, F0 + L, H, W)
@@ -101,6 +110,8 @@ class MoSE(nn.Module):
             dict with `pred` (B, N, C, H, W) probabilities if `softmax` else logits,
             `weights` (B, N) summing to one per image and `expert_probs` (B, K).
         """
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         u_g, u_d = self.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
         expert_probs = self.gating(u_g)  # (B, K)
         z, weights = self.sample_latents(expert_probs, generator)  # (B, N, L), (B, N)

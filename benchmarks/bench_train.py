@@ -1,0 +1,125 @@
+"""Training and evaluation throughput of a config on random inputs; prints one JSON object.
+
+    python benchmarks/bench_train.py --config experiments/lidc_proposed.py --batch 4 --steps 5
+        [--device cpu|cuda] [--amp] [--compile] [--plain] [--set KEY=VALUE ...]
+
+train_img_per_s: forward + OT loss + backward + Adam step. eval_img_per_s: compact eval-mode
+forward + argmax + GED/M-IoU + ECE update. One warm-up step each is not timed.
+"""
+
+import argparse
+import contextlib
+import json
+import resource
+import time
+
+import torch
+
+try:
+    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_train)
+except ModuleNotFoundError:
+    import _path  # noqa: F401  (python benchmarks/bench_train.py)
+from models import MoSE
+from utils.config import load_config
+from utils.metrics import StreamingECE, ged_miou
+from utils.ot_loss import OTLoss
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="experiments/lidc_proposed.py")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast around the model forward")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--plain", action="store_true", help="plain head, NCHW backbone (the reference formulation)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    return p.parse_args()
+
+
+def build(cfg, args):
+    model = MoSE(cfg.input_channels, cfg.n_classes, cfg.num_filters, cfg.latent_dim,
+                 cfg.num_expert, cfg.sample_per_mode, cfg.softmax, cfg.masked_pred,
+                 fast_head=not args.plain, channels_last=not args.plain).to(args.device)
+    loss_fn = OTLoss(cfg.cost_fn, cfg.beta, cfg.gamma0, cfg.G0, cfg.num_chunks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run = torch.compile(model) if args.compile else model
+    return model, run, loss_fn, optimizer
+
+
+def random_batch(cfg, batch: int, device: str):
+    H, W = cfg.image_size
+    M = 32 if cfg.dataset == "cityscapes" else 4
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, cfg.input_channels, H, W, generator=g)
+    y = torch.randint(0, cfg.n_classes, (batch, M, H, W), generator=g)
+    v = torch.full((batch, M), 1.0 / M)
+    return x.to(device), y.to(device), v.to(device)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, steps: int, device: str) -> float:
+    """Seconds per call of `fn` over `steps` calls after one warm-up call."""
+    fn()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.set)
+    model, run, loss_fn, optimizer = build(cfg, args)
+    x, y, v = random_batch(cfg, args.batch, args.device)
+    K, S = cfg.num_expert, cfg.sample_per_mode
+    autocast = (torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16) if args.amp
+                else contextlib.nullcontext())
+
+    def train_step():
+        model.train()
+        with autocast:
+            out = run(x, y)
+        loss, _, _ = loss_fn(y, out["pred"].float(), out["weights"].float(), v, (K, S))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
+
+    @torch.no_grad()
+    def eval_step():
+        model.eval()
+        with autocast:
+            out = run(x, y)
+        pred, w = out["pred"].float(), out["weights"].float()
+        ged_miou(pred.argmax(2), y, w, v, cfg.n_classes, cfg.eval_class_ids)
+        ece.update(pred, w, y, v)
+
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    train_s = timed(train_step, args.steps, args.device)
+    eval_s = timed(eval_step, args.steps, args.device)
+    if args.device.startswith("cuda"):
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "config": args.config, "batch": args.batch, "steps": args.steps, "device": args.device,
+        "amp": args.amp, "compile": args.compile, "head": "plain" if args.plain else "fused",
+        "train_img_per_s": args.batch / train_s, "eval_img_per_s": args.batch / eval_s,
+        "train_step_s": train_s, "eval_step_s": eval_s, "peak_mem_mb": peak_mb,
+        "peak_mem_kind": "cuda max allocated" if args.device.startswith("cuda") else "process RSS",
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

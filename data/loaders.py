@@ -1,0 +1,153 @@
+"""DataLoaders for training, validation and test (the interface the engine uses).
+
+Train: shuffled with a `torch.Generator` seeded by `seed`, drop_last=True. Val: not shuffled,
+drop_last=True. Test: not shuffled, drop_last=False (as the authors). With `distributed=True`
+each split gets a `DistributedSampler` (train shuffled with `seed`; the engine calls
+`set_epoch`); its drop_last follows the split's, so a test set not divisible by the world size
+is padded with repeated items, as DistributedSampler does.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from data.cityscapes import CityscapesDataset
+from data.lidc import LIDCDataset
+from data.npy_folder import SPLITS
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("lidc", "cityscapes")
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and random in a DataLoader worker from its torch seed.
+
+    Args:
+        worker_id: the worker index (unused; torch's per-worker seed already differs).
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_dataset(
+    dataset: str,
+    data_folder: str,
+    split: str,
+    *,
+    label_range=None,
+    use_bbpred: bool = True,
+    bbpred_channel: bool | None = None,
+) -> Dataset:
+    """Build one split's Dataset.
+
+    Args:
+        dataset: 'lidc' or 'cityscapes' (synthetic sets use the same names).
+        data_folder: dataset root holding `train/`, `val/`, `test/`.
+        split: 'train', 'val' or 'test'.
+        label_range: LIDC training annotation indices (None = all); ignored for Cityscapes.
+        use_bbpred: Cityscapes: use the black-box prediction channel.
+        bbpred_channel: Cityscapes: force the 4th channel on/off (None follows use_bbpred).
+
+    Returns:
+        An `LIDCDataset` or `CityscapesDataset`.
+    """
+    name = str(dataset).lower()
+    if name == "lidc":
+        return LIDCDataset(data_folder, split, label_range=label_range)
+    if name == "cityscapes":
+        return CityscapesDataset(
+            data_folder, split, use_bbpred=use_bbpred, bbpred_channel=bbpred_channel
+        )
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+
+
+def _make_loader(
+    ds: Dataset, split: str, batch_size: int, num_w: int, seed: int, distributed: bool
+) -> DataLoader:
+    """Wrap a Dataset with the split's shuffling, sampler and drop_last policy."""
+    shuffle, drop_last = split == "train", split != "test"
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    if drop_last and len(ds) < batch_size:
+        logger.warning(
+            "%s split has %d items < batch size %d: it yields no batch", split, len(ds), batch_size
+        )
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=num_w,
+        drop_last=drop_last,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def build_dataloaders(
+    dataset: str,
+    data_folder: str,
+    *,
+    train_batch_size: int = 1,
+    val_batch_size: int = 1,
+    test_batch_size: int = 1,
+    num_w: int = 0,
+    label_range=None,
+    use_bbpred: bool = True,
+    bbpred_channel: bool | None = None,
+    seed: int = 0,
+    splits: Sequence[str] = SPLITS,
+    distributed: bool = False,
+) -> dict[str, DataLoader]:
+    """Build the DataLoaders of the requested splits.
+
+    Args:
+        dataset: 'lidc' or 'cityscapes'.
+        data_folder: dataset root holding `train/`, `val/`, `test/`.
+        train_batch_size: batch size of the train loader.
+        val_batch_size: batch size of the val loader.
+        test_batch_size: batch size of the test loader.
+        num_w: DataLoader worker processes.
+        label_range: LIDC annotation indices used for training (None = all).
+        use_bbpred: Cityscapes: append the black-box prediction as a 4th input channel.
+        bbpred_channel: Cityscapes: 4th channel on/off regardless; None follows use_bbpred
+            (True without use_bbpred appends zeros).
+        seed: seeds the train shuffling, DistributedSampler and worker seeds.
+        splits: which of 'train', 'val', 'test' to build.
+        distributed: use DistributedSampler (needs an initialised process group).
+
+    Returns:
+        split -> DataLoader yielding (input (B, C_in, H, W) float32, labels (B, M, H, W) int64,
+        label_probs (B, M) float32).
+    """
+    sizes = {"train": train_batch_size, "val": val_batch_size, "test": test_batch_size}
+    if num_w < 0:
+        raise ValueError(f"num_w must be >= 0, got {num_w}")
+    loaders = {}
+    for split in splits:
+        if split not in sizes:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if int(sizes[split]) < 1:
+            raise ValueError(f"{split}_batch_size must be >= 1, got {sizes[split]}")
+        ds = build_dataset(
+            dataset,
+            data_folder,
+            split,
+            label_range=label_range,
+            use_bbpred=use_bbpred,
+            bbpred_channel=bbpred_channel,
+        )
+        loaders[split] = _make_loader(ds, split, int(sizes[split]), num_w, seed, distributed)
+    return loaders

@@ -1,0 +1,142 @@
+"""The head of MoSE as matrix products over pixels: same parameters and mathematics, less memory.
+
+The plain head (models/head.py) forms N modulated copies of the decoder feature and runs
+1×1 convolutions on B·N maps; on a CPU that is memory-bound. Here:
+
+- the per-sample shift/scale and the two consecutive 1×1 convolutions without a
+  nonlinearity between them (`fuse.last_layer`, then the first head convolution) fold into one
+  per-sample (F0 × F0) weight and bias, applied to the decoder feature by one batched matrix
+  product — the (B, N, F0, H, W) and (B·N, F0 + L, H, W) tensors are never formed;
+- the remaining 1×1 convolutions are `F.linear` on a (rows, channels) matrix whose rows are
+  the pixels of every sample (order: image, pixel, sample), with batch normalisation over rows,
+  which equals BatchNorm2d over (B·N, C, H, W) and updates the same running statistics.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """(C_out, C_in) matrix of a 1×1 convolution."""
+    return conv.weight[:, :, 0, 0]
+
+
+class BatchNormReLURows(torch.autograd.Function):
+    """relu(BatchNorm(x)) on a (rows, C) matrix, statistics over rows, with a hand-written backward.
+
+    Batch statistics are computed in two steps — a first mean m0, then the mean m1 of the
+    centred values x − m0 (exact by Sterbenz' lemma) — so the mean and variance stay accurate
+    when a channel's spread is tiny against its mean. (PyTorch's kernel for this layout, and a
+    plain float32 mean, lose digits there that the reference's numbers keep.) The backward needs
+    three passes over the rows and saves only the centred input and the output.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, training):
+        n = x.shape[0]
+        if training:
+            m0 = x.mean(0)  # (C,)
+            centred = x - m0  # (R, C)
+            m1 = centred.mean(0)  # (C,) small correction of the mean
+            var = (centred.square().mean(0) - m1.square()).clamp_min(0)  # (C,) biased
+            with torch.no_grad():
+                running_mean.mul_(1 - momentum).add_(m0 + m1, alpha=momentum)
+                running_var.mul_(1 - momentum).add_(var * n / max(n - 1, 1), alpha=momentum)
+        else:
+            m1, var = torch.zeros_like(running_mean), running_var
+            centred = x - running_mean  # (R, C)
+        invstd = torch.rsqrt(var + eps)  # (C,)
+        scale = weight * invstd  # (C,)
+        y = torch.addcmul(bias - m1 * scale, centred, scale).relu_()  # (R, C)
+        ctx.save_for_backward(centred, y, m1, scale, invstd)
+        ctx.training = training
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        centred, y, m1, scale, invstd = ctx.saved_tensors  # x − mean = centred − m1
+        g = torch.where(y > 0, grad_y, 0.0)  # (R, C), through the ReLU
+        sum_g = g.sum(0)  # (C,)
+        sum_gx = (g * centred).sum(0) - m1 * sum_g  # (C,) Σ g·(x − mean)
+        if ctx.training:  # the batch statistics depend on x
+            n = g.shape[0]
+            k = -scale * invstd.square() * sum_gx / n  # (C,) coefficient of (x − mean)
+            grad_x = torch.addcmul(-scale * sum_g / n - k * m1, g, scale)  # (R, C)
+            grad_x.addcmul_(centred, k)
+        else:
+            grad_x = g * scale  # (R, C)
+        return grad_x, sum_gx * invstd, sum_g, None, None, None, None, None
+
+
+def batch_norm_relu_rows(x: torch.Tensor, bn: nn.BatchNorm2d, training: bool) -> torch.Tensor:
+    """relu(bn(x)) for a (rows, C) matrix with the module's parameters and running statistics.
+
+    Args:
+        x: (R, C) pre-normalisation activations.
+        bn: the BatchNorm2d module whose parameters and buffers are used (and updated).
+        training: use (and update) batch statistics instead of the running ones.
+
+    Returns:
+        (R, C) activations.
+    """
+    if training:
+        bn.num_batches_tracked.add_(1)
+    return BatchNormReLURows.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                   bn.momentum, bn.eps, training)
+
+
+def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module,
+                conv0: nn.Conv2d) -> torch.Tensor:
+    """Noise injection, `fuse.last_layer` and the first head convolution in one product.
+
+    conv0(W1·((u + r_n)·s_n) + b1) = A_n·u + c_n with A_n = W0·W1·diag(s_n) and
+    c_n = A_n·r_n + W0·b1 + b0.
+
+    Args:
+        u_d: (B, F0, H, W) decoder feature.
+        z: (B, N, L) latents.
+        fuse: the NoiseInjection module (residual, scale, last_layer).
+        conv0: the first head convolution (F0 + L → F0).
+
+    Returns:
+        (B·H·W·N, F0) pre-normalisation rows, ordered (image, pixel, sample).
+    """
+    B, F0, H, W = u_d.shape
+    N = z.shape[1]
+    r = fuse.residual(z)  # (B, N, F0)
+    s = fuse.scale(z) + 1e-5  # (B, N, F0)
+    w01 = conv_weight(conv0) @ conv_weight(fuse.last_layer)  # (F0, F0)
+    bias = conv_weight(conv0) @ fuse.last_layer.bias + conv0.bias  # (F0,)
+    a_n = w01[None, None] * s[:, :, None, :]  # (B, N, F0_out, F0_in)
+    c_n = (a_n @ r[..., None])[..., 0] + bias  # (B, N, F0)
+    pixels = u_d.permute(0, 2, 3, 1).reshape(B, H * W, F0)  # (B, H·W, F0), free if channels_last
+    out = torch.baddbmm(c_n.reshape(B, 1, N * F0), pixels,
+                        a_n.reshape(B, N * F0, F0).transpose(1, 2))  # (B, H·W, N·F0)
+    return out.reshape(B * H * W * N, F0)  # (B·H·W·N, F0)
+
+
+def fast_head(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, layers: nn.Module,
+              last_layer: nn.Conv2d, training: bool) -> torch.Tensor:
+    """Logits of every sample, equal to `MoSE.decode` with the plain modules.
+
+    Args:
+        u_d: (B, F0, H, W) decoder feature.
+        z: (B, N, L) latents.
+        fuse, layers, last_layer: the model's head modules (their parameters are used).
+        training: batch statistics (and running-stat updates) instead of running statistics.
+
+    Returns:
+        (B, N, C, H, W) logits (a permuted view).
+    """
+    B, _, H, W = u_d.shape
+    N = z.shape[1]
+    blocks = [blk.convolution for blk in layers.convolution]  # [(conv, bn, relu)] × 3
+    x = first_layer(u_d, z, fuse, blocks[0][0])  # (R, F0), R = B·H·W·N
+    x = batch_norm_relu_rows(x, blocks[0][1], training)
+    for conv, bn, _ in blocks[1:]:
+        x = F.linear(x, conv_weight(conv), conv.bias)  # (R, F0)
+        x = batch_norm_relu_rows(x, bn, training)
+    x = F.linear(x, conv_weight(last_layer), last_layer.bias)  # (R, C)
+    C = x.shape[1]
+    return x.view(B, H, W, N, C).permute(0, 3, 4, 1, 2)  # (B, N, C, H, W)
