@@ -21,7 +21,8 @@ except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_train.py)
 from models import MoSE
 from utils.config import load_config
-from utils.metrics import StreamingECE, ged_miou
+from utils.cpu_memory import reuse_freed_memory
+from utils.metrics import StreamingECE, ged_miou, hard_labels
 from utils.ot_loss import OTLoss
 
 
@@ -33,7 +34,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="bf16 autocast around the model forward")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--plain", action="store_true", help="plain head, NCHW backbone (the reference formulation)")
+    p.add_argument("--plain", action="store_true",
+                   help="plain head, NCHW backbone (the reference formulation)")
+    p.add_argument("--no-malloc-reuse", action="store_true",
+                   help="leave glibc malloc at its defaults (see utils/cpu_memory.py)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     return p.parse_args()
 
@@ -76,6 +80,7 @@ def timed(fn, steps: int, device: str) -> float:
 
 def main() -> None:
     args = parse_args()
+    malloc_reuse = False if args.no_malloc_reuse else reuse_freed_memory()
     cfg = load_config(args.config, args.set)
     model, run, loss_fn, optimizer = build(cfg, args)
     x, y, v = random_batch(cfg, args.batch, args.device)
@@ -100,7 +105,7 @@ def main() -> None:
         with autocast:
             out = run(x, y)
         pred, w = out["pred"].float(), out["weights"].float()
-        ged_miou(pred.argmax(2), y, w, v, cfg.n_classes, cfg.eval_class_ids)
+        ged_miou(hard_labels(pred), y, w, v, cfg.n_classes, cfg.eval_class_ids)
         ece.update(pred, w, y, v)
 
     if args.device.startswith("cuda"):
@@ -114,6 +119,7 @@ def main() -> None:
     print(json.dumps({
         "config": args.config, "batch": args.batch, "steps": args.steps, "device": args.device,
         "amp": args.amp, "compile": args.compile, "head": "plain" if args.plain else "fused",
+        "malloc_reuse": malloc_reuse,
         "train_img_per_s": args.batch / train_s, "eval_img_per_s": args.batch / eval_s,
         "train_step_s": train_s, "eval_step_s": eval_s, "peak_mem_mb": peak_mb,
         "peak_mem_kind": "cuda max allocated" if args.device.startswith("cuda") else "process RSS",

@@ -12,6 +12,8 @@ The plain head (models/head.py) forms N modulated copies of the decoder feature 
   which equals BatchNorm2d over (B·N, C, H, W) and updates the same running statistics.
 """
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,7 +58,7 @@ class BatchNormReLURows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         centred, y, m1, scale, invstd = ctx.saved_tensors  # x − mean = centred − m1
-        g = torch.where(y > 0, grad_y, 0.0)  # (R, C), through the ReLU
+        g = torch.ops.aten.threshold_backward(grad_y, y, 0.0)  # (R, C), through the ReLU
         sum_g = g.sum(0)  # (C,)
         sum_gx = (g * centred).sum(0) - m1 * sum_g  # (C,) Σ g·(x − mean)
         if ctx.training:  # the batch statistics depend on x
@@ -86,8 +88,20 @@ def batch_norm_relu_rows(x: torch.Tensor, bn: nn.BatchNorm2d, training: bool) ->
                                    bn.momentum, bn.eps, training)
 
 
-def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module,
-                conv0: nn.Conv2d) -> torch.Tensor:
+def eval_affine(bn: nn.BatchNorm2d):
+    """Per-channel (scale, shift) of an eval-mode BatchNorm: bn(x) = scale·x + shift."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C,)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def folded_linear(conv: nn.Conv2d, bn: nn.BatchNorm2d):
+    """Weight and bias of an eval-mode BatchNorm applied after a 1×1 convolution."""
+    scale, shift = eval_affine(bn)
+    return conv_weight(conv) * scale[:, None], conv.bias * scale + shift
+
+
+def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, conv0: nn.Conv2d,
+                bn0: Optional[nn.BatchNorm2d] = None) -> torch.Tensor:
     """Noise injection, `fuse.last_layer` and the first head convolution in one product.
 
     conv0(W1·((u + r_n)·s_n) + b1) = A_n·u + c_n with A_n = W0·W1·diag(s_n) and
@@ -98,9 +112,11 @@ def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module,
         z: (B, N, L) latents.
         fuse: the NoiseInjection module (residual, scale, last_layer).
         conv0: the first head convolution (F0 + L → F0).
+        bn0: if given, its eval-mode affine map is folded in as well.
 
     Returns:
-        (B·H·W·N, F0) pre-normalisation rows, ordered (image, pixel, sample).
+        (B·H·W·N, F0) rows (pre-normalisation, or normalised if `bn0`), ordered
+        (image, pixel, sample).
     """
     B, F0, H, W = u_d.shape
     N = z.shape[1]
@@ -108,6 +124,9 @@ def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module,
     s = fuse.scale(z) + 1e-5  # (B, N, F0)
     w01 = conv_weight(conv0) @ conv_weight(fuse.last_layer)  # (F0, F0)
     bias = conv_weight(conv0) @ fuse.last_layer.bias + conv0.bias  # (F0,)
+    if bn0 is not None:
+        scale, shift = eval_affine(bn0)
+        w01, bias = w01 * scale[:, None], bias * scale + shift
     a_n = w01[None, None] * s[:, :, None, :]  # (B, N, F0_out, F0_in)
     c_n = (a_n @ r[..., None])[..., 0] + bias  # (B, N, F0)
     pixels = u_d.permute(0, 2, 3, 1).reshape(B, H * W, F0)  # (B, H·W, F0), free if channels_last
@@ -132,11 +151,16 @@ def fast_head(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, layers: nn.Mo
     B, _, H, W = u_d.shape
     N = z.shape[1]
     blocks = [blk.convolution for blk in layers.convolution]  # [(conv, bn, relu)] × 3
-    x = first_layer(u_d, z, fuse, blocks[0][0])  # (R, F0), R = B·H·W·N
-    x = batch_norm_relu_rows(x, blocks[0][1], training)
-    for conv, bn, _ in blocks[1:]:
-        x = F.linear(x, conv_weight(conv), conv.bias)  # (R, F0)
-        x = batch_norm_relu_rows(x, bn, training)
+    if training:
+        x = first_layer(u_d, z, fuse, blocks[0][0])  # (R, F0), R = B·H·W·N
+        x = batch_norm_relu_rows(x, blocks[0][1], training)
+        for conv, bn, _ in blocks[1:]:
+            x = F.linear(x, conv_weight(conv), conv.bias)  # (R, F0)
+            x = batch_norm_relu_rows(x, bn, training)
+    else:  # running statistics: every BatchNorm folds into the linear map before it
+        x = F.relu(first_layer(u_d, z, fuse, blocks[0][0], blocks[0][1]), inplace=True)
+        for conv, bn, _ in blocks[1:]:
+            x = F.relu(F.linear(x, *folded_linear(conv, bn)), inplace=True)  # (R, F0)
     x = F.linear(x, conv_weight(last_layer), last_layer.bias)  # (R, C)
     C = x.shape[1]
     return x.view(B, H, W, N, C).permute(0, 3, 4, 1, 2)  # (B, N, C, H, W)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from utils.metrics import StreamingECE, ged_miou, pairwise_distance
+from utils.metrics import StreamingECE, ged_miou, hard_labels, pairwise_distance
 
 IDS = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]
 
@@ -159,3 +159,10 @@ def test_ece_bins_exclude_zero_confidence_and_state_round_trips():
     other = StreamingECE(2, [1])
     other.load_state(ece.state())
     assert other.compute() == ece.compute()
+
+
+@pytest.mark.parametrize("C", [2, 5])
+def test_hard_labels_equal_argmax_with_ties(C):
+    g = torch.Generator().manual_seed(5)
+    pred = (torch.rand(2, 3, C, 6, 7, generator=g) * 4).round()  # many ties
+    assert torch.equal(hard_labels(pred), pred.argmax(2))
