@@ -57,10 +57,11 @@ def test_ot_half_cost_coupling_and_loss():
     assert kl.item() == pytest.approx(float(ref["ot_half_kl"]), rel=RTOL)
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["plain", "fast"])
 @pytest.mark.parametrize("mode", ["eval", "train"])
-def test_forward_of_the_small_reference_model(mode):
+def test_forward_of_the_small_reference_model(mode, fast):
     ref = oracle()
-    model = MoSE(**FORWARD_LIDC_KWARGS)
+    model = MoSE(**FORWARD_LIDC_KWARGS, fast_head=fast, channels_last=fast)
     load_model_weights(model, FORWARD_WEIGHTS)
     model.train(mode == "train")
     x = torch.from_numpy(ref["forward_lidc_x"])
