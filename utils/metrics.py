@@ -4,6 +4,14 @@ Distances are 1 − IoU with IoU = (I + 1e-8) / (U + 1e-8). Binary problems (C =
 foreground only, so two empty masks are at distance 0. Multi-class problems compute one IoU per
 evaluated class, a class absent from both masks being NaN, and average the others.
 All pairwise intersections come from one Gram matrix per class.
+
+Papers differ in two conventions, offered as options of `ged_miou` (MoSE's are the defaults):
+- `empty_distance`: 'zero' (two empty binary masks are at distance 0) or 'skip' (a pair of maps
+  without any evaluated class has no distance; it is left out of every expectation of the GED
+  and of the M-IoU average, the remaining weights renormalised).
+- `matching`: 'hungarian' (uniform weights with N % M == 0: annotations replicated N / M times
+  and matched one-to-one, an unsolvable matrix scoring 0; otherwise optimal transport) or 'ot'
+  (always the optimal transport plan; an undefined distance makes the M-IoU NaN).
 """
 
 from typing import Optional, Sequence, Tuple
@@ -55,14 +63,21 @@ def class_distance(masks: torch.Tensor, nan_if_absent: bool) -> torch.Tensor:
     return dist
 
 
+EMPTY_DISTANCES = ("zero", "skip")
+MATCHINGS = ("hungarian", "ot")
+
+
 def pairwise_distance(maps: torch.Tensor, num_classes: int,
-                      eval_class_ids: Optional[Sequence[int]] = None) -> torch.Tensor:
+                      eval_class_ids: Optional[Sequence[int]] = None,
+                      empty_distance: str = "zero") -> torch.Tensor:
     """Distances between all label maps of each image.
 
     Args:
         maps: (B, T, H, W) int label maps (samples and annotations stacked).
         num_classes: C; C = 2 is the binary foreground-only case.
         eval_class_ids: classes averaged in the multi-class case (default: all).
+        empty_distance: 'zero': two empty binary masks are at distance 0; 'skip': NaN instead.
+            Multi-class pairs without any evaluated class are NaN either way.
 
     Returns:
         (B, T, T) float64 distances (NaN where no evaluated class occurs in either map).
@@ -71,51 +86,85 @@ def pairwise_distance(maps: torch.Tensor, num_classes: int,
     flat = maps.reshape(B, T, -1)  # (B, T, P)
     dtype = torch.float64 if flat.shape[-1] >= 2**24 else torch.float32
     if num_classes == 2:
-        return class_distance((flat == 1).to(dtype), nan_if_absent=False)
+        return class_distance((flat == 1).to(dtype), nan_if_absent=empty_distance == "skip")
     classes = range(num_classes) if eval_class_ids is None else eval_class_ids
     dists = torch.stack([class_distance((flat == c).to(dtype), nan_if_absent=True)
                          for c in classes])  # (E, B, T, T)
     return torch.nanmean(dists, dim=0)  # (B, T, T), NaN where every class is absent
 
 
-def ged_from_distances(d_sy, d_ss, d_yy, u, v) -> torch.Tensor:
+def ged_from_distances(d_sy, d_ss, d_yy, u, v, skip_undefined: bool = False) -> torch.Tensor:
     """GED² = 2 E d(s, y) − E d(s, s') − E d(y, y') with weights (diagonals included).
 
     Args:
         d_sy (B, N, M), d_ss (B, N, N), d_yy (B, M, M) distances; u (B, N), v (B, M) weights.
+        skip_undefined: each expectation runs over the pairs with a defined (non-NaN) distance,
+            their weights renormalised; a term without any such pair is NaN. False: a NaN
+            distance makes the image's GED NaN.
 
     Returns:
         (B,) float64.
     """
-    cross = torch.einsum("bn,bnm,bm->b", u, d_sy, v)
-    self_s = torch.einsum("bn,bnk,bk->b", u, d_ss, u)
-    self_y = torch.einsum("bm,bmk,bk->b", v, d_yy, v)
-    return 2 * cross - self_s - self_y
+    if not skip_undefined:
+        cross = torch.einsum("bn,bnm,bm->b", u, d_sy, v)
+        self_s = torch.einsum("bn,bnk,bk->b", u, d_ss, u)
+        self_y = torch.einsum("bm,bmk,bk->b", v, d_yy, v)
+        return 2 * cross - self_s - self_y
+    terms = []
+    for a, d, b in ((u, d_sy, v), (u, d_ss, u), (v, d_yy, v)):
+        defined = ~torch.isnan(d)  # (B, ·, ·)
+        total = torch.einsum("bi,bij,bj->b", a, torch.nan_to_num(d), b)  # (B,)
+        mass = torch.einsum("bi,bij,bj->b", a, defined.to(a), b)  # (B,)
+        terms.append(total / mass)  # NaN where the term has no defined pair
+    return 2 * terms[0] - terms[1] - terms[2]
 
 
-def matched_iou(d_sy: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
+def matched_iou(d_sy: np.ndarray, u: np.ndarray, v: np.ndarray, matching: str = "hungarian",
+                skip_undefined: bool = False) -> float:
     """M-IoU of one image from its (N, M) distance matrix.
 
-    Uniform weights with N % M == 0: annotations are replicated N / M times and matched to the
-    samples one-to-one (Hungarian); an unsolvable matrix (e.g. with NaN) scores 0. Otherwise the
-    optimal transport plan between the normalised weights is used.
+    'hungarian' with uniform weights and N % M == 0: annotations are replicated N / M times and
+    matched to the samples one-to-one; an unsolvable matrix (e.g. with NaN) scores 0. Otherwise
+    (and always with 'ot') the optimal transport plan between the normalised weights is used.
+    With `skip_undefined`, undefined (NaN) pairs cost 0 in the matching and are left out of the
+    average; an image whose matched pairs are all undefined is NaN.
     """
     N, M = d_sy.shape
-    if np.all(u == u[0]) and np.all(v == v[0]) and N % M == 0:
-        tiled = np.tile(d_sy, (1, N // M))  # (N, N)
+    undefined = np.isnan(d_sy)
+    cost = np.where(undefined, 0.0, d_sy) if skip_undefined else d_sy
+    uniform = np.all(u == u[0]) and np.all(v == v[0]) and N % M == 0
+    if matching == "hungarian" and uniform:
+        tiled = np.tile(cost, (1, N // M))  # (N, N)
         try:
             rows, cols = linear_sum_assignment(tiled)
         except ValueError:
             return 0.0
-        return float(np.mean(1 - tiled[rows, cols]))
-    plan = ot.emd(u / u.sum(), v / v.sum(), d_sy)  # (N, M)
+        scores = 1 - np.tile(d_sy, (1, N // M))[rows, cols]  # (N,), NaN where undefined
+        if skip_undefined:
+            return float(np.mean(scores[~np.isnan(scores)])) if (~np.isnan(scores)).any() \
+                else float("nan")
+        return float(np.mean(scores))
+    if matching == "ot" and not skip_undefined and undefined.any():
+        return float("nan")
+    plan = ot.emd(u / u.sum(), v / v.sum(), cost)  # (N, M)
+    if skip_undefined:
+        mass = plan * ~undefined  # (N, M)
+        return float(np.sum(mass * (1 - cost)) / mass.sum()) if mass.sum() > 0 else float("nan")
     return float(np.sum(plan * (1 - d_sy)))
+
+
+def check_conventions(empty_distance: str, matching: str) -> None:
+    """Raise ValueError for an unknown metric convention."""
+    if empty_distance not in EMPTY_DISTANCES:
+        raise ValueError(f"empty_distance must be one of {EMPTY_DISTANCES}, got {empty_distance!r}")
+    if matching not in MATCHINGS:
+        raise ValueError(f"matching must be one of {MATCHINGS}, got {matching!r}")
 
 
 def ged_miou(samples: torch.Tensor, gts: torch.Tensor, weights: Optional[torch.Tensor] = None,
              gt_weights: Optional[torch.Tensor] = None, num_classes: int = 2,
-             eval_class_ids: Optional[Sequence[int]] = None
-             ) -> Tuple[torch.Tensor, torch.Tensor]:
+             eval_class_ids: Optional[Sequence[int]] = None, empty_distance: str = "zero",
+             matching: str = "hungarian") -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-image generalised energy distance and matched IoU.
 
     Args:
@@ -125,21 +174,42 @@ def ged_miou(samples: torch.Tensor, gts: torch.Tensor, weights: Optional[torch.T
         gt_weights: (B, M) annotation weights (None: uniform).
         num_classes: C (2: binary, foreground only).
         eval_class_ids: evaluated classes for C > 2 (None: all).
+        empty_distance: 'zero' (MoSE) or 'skip' (see the module docstring).
+        matching: 'hungarian' (MoSE) or 'ot' (see the module docstring).
 
     Returns:
-        ged (B,) and miou (B,) float64 CPU tensors; an image's GED is NaN if any distance is.
+        ged (B,) and miou (B,) float64 CPU tensors; an image's GED is NaN if any distance is
+        (with 'skip': if a term has no defined distance).
     """
+    check_conventions(empty_distance, matching)
     B, N = samples.shape[:2]
     M = gts.shape[1]
-    u = uniform_if_none(weights, B, N)
-    v = uniform_if_none(gt_weights, B, M)
     maps = torch.cat([samples.long(), gts.long().to(samples.device)], dim=1)  # (B, N+M, H, W)
-    dist = pairwise_distance(maps, num_classes, eval_class_ids).cpu()  # (B, N+M, N+M)
+    dist = pairwise_distance(maps, num_classes, eval_class_ids, empty_distance).cpu()
+    return scores_from_distances(dist, N, uniform_if_none(weights, B, N),
+                                 uniform_if_none(gt_weights, B, M), empty_distance, matching)
+
+
+def scores_from_distances(dist: torch.Tensor, N: int, u: torch.Tensor, v: torch.Tensor,
+                          empty_distance: str = "zero", matching: str = "hungarian"
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """GED and M-IoU from the distances between N samples and M annotations, stacked.
+
+    Args:
+        dist: (B, N+M, N+M) float64 CPU distances, samples first (from `pairwise_distance`).
+        N: number of samples.
+        u: (B, N) and v: (B, M) float64 CPU weights.
+        empty_distance, matching: conventions, as for `ged_miou`.
+
+    Returns:
+        ged (B,) and miou (B,) float64 tensors.
+    """
+    skip = empty_distance == "skip"
     d_ss, d_sy, d_yy = dist[:, :N, :N], dist[:, :N, N:], dist[:, N:, N:]
-    ged = ged_from_distances(d_sy, d_ss, d_yy, u, v)  # (B,)
+    ged = ged_from_distances(d_sy, d_ss, d_yy, u, v, skip_undefined=skip)  # (B,)
     u_np, v_np, d_np = u.numpy(), v.numpy(), d_sy.numpy()
-    miou = torch.tensor([matched_iou(d_np[b], u_np[b], v_np[b]) for b in range(B)],
-                        dtype=torch.float64)  # (B,)
+    miou = torch.tensor([matched_iou(d_np[b], u_np[b], v_np[b], matching, skip)
+                         for b in range(dist.shape[0])], dtype=torch.float64)  # (B,)
     return ged, miou
 
 
@@ -236,6 +306,18 @@ class StreamingECE:
         state = state.double().cpu()
         self.count, self.conf_sum, self.acc_sum = state[:n], state[n:2 * n], state[2 * n:3 * n]
         self.total = int(state[-1].item())
+
+    def bins(self) -> dict:
+        """The per-bin sums as plain lists, for results files and the reliability diagram.
+
+        Returns:
+            dict with `edges` (n_bins + 1,), `count`, `conf_sum`, `acc_sum` (n_bins,) and
+            `total` (every pixel seen, binned or not).
+        """
+        edges = torch.linspace(0, 1, self.n_bins + 1, dtype=torch.float64)
+        return dict(edges=edges.tolist(), count=self.count.tolist(),
+                    conf_sum=self.conf_sum.tolist(), acc_sum=self.acc_sum.tolist(),
+                    total=self.total)
 
     def compute(self) -> float:
         """ECE as a fraction (multiply by 100 for %); NaN before any update."""

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.metrics import hard_labels
 from utils.ot_cost import COSTS, iou_cost
 from utils.ot_coupling import exact_coupling, greedy_coupling, nearest_coupling
 
@@ -50,7 +51,7 @@ def expert_groups(pred: torch.Tensor, sample_shape: Tuple[int, int], G: float) -
     """
     B, N, C, H, W = pred.shape
     K, S = sample_shape
-    hard = pred.argmax(dim=2)  # (B, N, H, W)
+    hard = hard_labels(pred)  # (B, N, H, W)
     one_hot = F.one_hot(hard, C).permute(0, 1, 4, 2, 3).to(pred.dtype)  # (B, N, C, H, W)
     sim = 1 - iou_cost(one_hot, hard)  # (B, N, N)
     sim = sim.reshape(B, K, S, K, S).mean(dim=(2, 4)).cpu().numpy()  # (B, K, K)

@@ -1,0 +1,112 @@
+"""End-to-end: a two-step training run with evaluation, --demo on an authors'-layout run folder,
+and the command line's error messages."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import main
+from data.synthetic import make_lidc
+
+REFERENCE_WEIGHTS = Path("tests/data/forward_lidc_state_dict.pth")
+# the size of the model whose weights are in REFERENCE_WEIGHTS (authors' key names)
+REFERENCE_MODEL = ["num_filters=[8, 16, 32, 32, 32, 32, 32]", "sample_per_mode=2"]
+
+
+def tiny_run(tmp_path, *extra):
+    """--set items of a tiny synthetic LIDC run under tmp_path (8 train images, batch 4)."""
+    return ["--device", "cpu",
+            "--set", f"data_folder={tmp_path / 'data'}", "--set", f"log_root={tmp_path / 'log'}",
+            "--set", f"run_root={tmp_path / 'runs'}",
+            "--set", "synthetic_options={'n_train': 8, 'n_val': 4, 'n_test': 5, 'size': 16}",
+            "--set", "num_filters=[4, 8]", "--set", "sample_per_mode=2", "--set", "epochs=1",
+            "--set", "train_batch_size=4", "--set", "val_batch_size=4",
+            "--set", "test_batch_size=2", "--set", "max_train_minutes=None", *extra]
+
+
+def test_two_step_training_run_then_test(tmp_path):
+    results = main.main(["experiments/synthetic_lidc.py", *tiny_run(tmp_path)])
+    run = tmp_path / "log" / "synthetic" / "synthetic_lidc"
+    for name in ("synthetic_lidc_best_ged.pth", "synthetic_lidc_best_ged_optim.pth",
+                 "synthetic_lidc_last.pth", "config.json", "synthetic_lidc.py", "log.txt",
+                 "metrics.jsonl", "test/results_compact_S2.json"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert records[1]["train_steps"] == 2  # 8 images, batch 4
+    assert records[1]["gamma"] == 0.5 and records[1]["S"] == 2
+    assert all(0 <= r["val_ged"] <= 2 for r in records)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 1
+    assert any((tmp_path / "runs" / "synthetic" / "synthetic_lidc").iterdir())  # TensorBoard
+    # test results on all 5 images (the last incomplete batch is kept), with the truth figures
+    assert results["num_images"] == 5 and results["num_samples"] == 8
+    assert 0 <= results["ged"] <= 2 and 0 <= results["miou"] <= 1 and 0 <= results["ece"] <= 1
+    assert results["true_ged"] > 0 and 0 <= results["mode_mass_error"] <= 1
+    # --demo test on the saved best checkpoint repeats the numbers exactly (own eval seed)
+    again = main.main(["experiments/synthetic_lidc.py", "--demo", "test", *tiny_run(tmp_path)])
+    for key in ("ged", "miou", "ece", "true_ged", "mode_mass_error"):
+        assert again[key] == results[key], key
+
+
+def test_demo_on_authors_checkpoint_layout(tmp_path):
+    make_lidc(str(tmp_path / "data64"), n_train=2, n_val=2, n_test=5, size=64, seed=1)
+    run = tmp_path / "log" / "lidc" / "lidc_pretrained"
+    run.mkdir(parents=True)
+    shutil.copy(REFERENCE_WEIGHTS, run / "lidc_pretrained_best_ged.pth")
+    common = ["experiments/lidc_proposed.py", "--demo", "test", "--device", "cpu",
+              "--set", f"data_folder={tmp_path / 'data64'}", "--set",
+              f"log_root={tmp_path / 'log'}", "--set", "experiment_name=lidc_pretrained",
+              "--set", "test_batch_size=2"]
+    for arg in REFERENCE_MODEL:
+        common += ["--set", arg]
+    compact = main.main(common)
+    saved = json.loads((run / "test" / "results_compact_S2.json").read_text())
+    assert saved["num_images"] == 5 and saved["representation"] == "compact"
+    assert saved["num_samples"] == 8 and saved["checkpoint"].endswith("best_ged.pth")
+    assert saved["config"]["experiment_name"] == "lidc_pretrained"
+    assert saved["ged"] == pytest.approx(compact["ged"]) and 0 <= saved["ged"] <= 2
+    standard = main.main(common + ["--set", "eval_sample_num=16"])
+    assert standard["representation"] == "standard" and standard["num_samples"] == 16
+    assert (run / "test" / "results_standard_N16.json").is_file()
+
+
+def test_demo_with_a_checkpoint_that_does_not_fit(tmp_path):
+    weights = tmp_path / "w.pth"
+    shutil.copy(REFERENCE_WEIGHTS, weights)
+    make_lidc(str(tmp_path / "data"), n_train=2, n_val=2, n_test=2, size=32, seed=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        main.main(["experiments/lidc_proposed.py", "--demo", "test", "--ckpt", str(weights),
+                   "--set", f"data_folder={tmp_path / 'data'}",
+                   "--set", f"log_root={tmp_path / 'log'}"])
+
+
+def test_validation_split_smaller_than_a_batch(tmp_path):
+    with pytest.raises(ValueError, match="fewer than val_batch_size=8: lower val_batch_size"):
+        main.main(["experiments/synthetic_lidc.py",
+                   *tiny_run(tmp_path, "--set", "val_batch_size=8")])
+
+
+def test_missing_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        main.main(["experiments/lidc_proposed.py", "--demo", "test",
+                   "--set", f"log_root={tmp_path / 'log'}"])
+
+
+def test_cli_errors_are_one_line():
+    proc = subprocess.run([sys.executable, "main.py", "experiments/lidc_proposed.py",
+                           "--set", "epoch=3"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "unknown setting 'epoch' in --set; did you mean 'epochs'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_requested_without_gpu(tmp_path):
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        main.main(["experiments/lidc_proposed.py", "--device", "cuda",
+                   "--set", f"log_root={tmp_path / 'log'}"])

@@ -1,0 +1,351 @@
+"""Experiment settings: defaults, config files, `--set` overrides and validation.
+
+A config file is a Python module in `experiments/` whose module-level names are settings (the
+authors' names where they exist). It holds only what differs from `DEFAULTS`, nanoGPT style.
+Resolution order: `DEFAULTS` -> config file -> `--set KEY=VALUE` overrides -> derived settings.
+Every unknown or mistyped name is an error that names the closest valid setting.
+"""
+
+import ast
+import difflib
+import inspect
+import runpy
+import types
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional
+
+import torch
+
+# The defaults are the paper's LIDC setting (MoSE, ICLR 2023); other configs override them.
+DEFAULTS: Dict[str, Any] = dict(
+    # --- run identity and output folders ---
+    experiment_name="mose",  # run name: run folder is <log_root>/<log_dir_name>/<experiment_name>
+    log_root="log",  # root of the run folders (checkpoints, text log, metrics.jsonl, results)
+    log_dir_name="lidc",  # group folder under log_root (the authors use 'lidc' / 'cityscapes')
+    run_root="runs",  # TensorBoard root; events go to <run_root>/<log_dir_name>/<experiment_name>
+    seed=0,  # seeds python, numpy, torch and the DataLoader workers
+    eval_seed=0,  # seed of the generator used for sampling during evaluation (repeatable GED)
+    cpu_malloc_reuse=True,  # on CPU, keep freed memory for reuse (utils/cpu_memory.py; faster)
+    device="auto",  # 'auto' (cuda if available), 'cpu' or 'cuda'; --device overrides
+    pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
+    # --- data ---
+    dataset="lidc",  # 'lidc' or 'cityscapes': which loader reads data_folder
+    data_folder="../data/lidc_npy",  # processed npy layout (see README: building the datasets)
+    synthetic=None,  # None, 'lidc' or 'cityscapes': generate a synthetic set if data_folder absent
+    synthetic_options={},  # keyword arguments of data.synthetic.make_<synthetic> (sizes, seed)
+    n_classes=2,  # C, classes of the segmentation output (LIDC: background, lesion)
+    input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3)
+    image_size=[128, 128],  # (H, W) of training inputs; checked against the first batch
+    num_w=0,  # DataLoader worker processes
+    label_range=None,  # None: all annotations; else the annotation indices used for training
+    eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class)
+    use_bbpred=True,  # cityscapes only: append the black-box prediction as an input channel
+    # --- model ---
+    num_filters=[32, 64, 128, 192, 192, 192, 192],  # U-Net channels per level (any depth >= 2)
+    latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
+    num_expert=4,  # K, experts in the mixture
+    sample_per_mode=4,  # S, samples drawn from every expert (compact representation, N = K*S)
+    masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
+    softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
+    eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
+    fast_head=True,  # head as folded matrix products (same maths, 2-3x faster on CPU; README)
+    channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
+    # --- loss (Wasserstein-like OT loss) ---
+    cost_fn="iou",  # pairwise cost between a sample and an annotation: 'iou' or 'ce'
+    beta=1.0,  # weight of the KL term on the sample weights
+    gamma0=0.5,  # initial capacity of every sample in the coupling
+    G0=1.0,  # initial soft-gradient grouping threshold (G < 1 merges similar experts)
+    num_chunks=1,  # chunks of the pairwise cost computation (memory for large N, M, C)
+    coupling="greedy",  # 'greedy' (the reference rule) or 'exact' (POT transport solver)
+    # --- optimisation ---
+    train_batch_size=16,  # images per training step
+    val_batch_size=16,  # images per validation step
+    test_batch_size=16,  # images per test step (metrics are per-image means: no effect on them)
+    epochs=200,  # training epochs
+    lr=1e-3,  # Adam learning rate
+    weight_decay=1e-5,  # Adam weight decay
+    lr_schedule="plateau",  # 'plateau' (ReduceLROnPlateau on the monitored loss, as the paper) or
+    # 'cosine' (per-epoch cosine decay from lr to scheduler_options['min_lr'] over the run)
+    scheduler_options=dict(mode="min", factor=0.5, patience=10, min_lr=1e-5),  # ReduceLROnPlateau
+    gamma_scheduler_options=dict(values=[1.0], patience=10),  # gamma values after gamma0, or None
+    S_scheduler_options=None,  # sample_per_mode values after the initial one, or None
+    G_scheduler_options=None,  # G values after G0, or None
+    scheduler_mean="running",  # loss fed to the schedulers: 'running' (since start, as the
+    # reference code) or 'epoch' (mean over the epoch just finished)
+    logging_frequency=1,  # epochs between training summaries in the text log and TensorBoard
+    validation_frequency=1,  # epochs between validations (also run before the first epoch)
+    max_train_minutes=None,  # None or a wall-clock budget for training: no epoch is started that
+    # would end past it (with lr_schedule='cosine' the decay is compressed to the epochs that fit)
+    test_after_training=False,  # evaluate the best checkpoint on the test split after training
+    # --- evaluation: metric conventions and extra outputs (utils/report.py) ---
+    empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)
+    # or the pair is undefined and left out ('skip'); README: comparing LIDC numbers
+    matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or
+    # optimal transport ('ot'); weighted samples always use optimal transport
+    num_figures=4,  # --demo val/test: sample grids of the first images in <split>/figures/ (and
+    # a reliability diagram); training: the first val image's grid to TensorBoard. 0: none
+    sweep=False,  # --demo val/test: also GED / M-IoU per sample count with bootstrap CIs
+    sweep_counts=[1, 4, 16, 32, 100],  # sample counts of the sweep (standard representation;
+    # compact with N = K*S nearest to each)
+)
+
+# Settings whose accepted types are not simply the type of their default.
+_TYPES: Dict[str, tuple] = dict(
+    pretrained_model_full_path=(str, type(None)),
+    synthetic=(str, type(None)),
+    input_channels=(int, type(None)),
+    label_range=(list, type(None)),
+    eval_sample_num=(int, type(None)),
+    gamma_scheduler_options=(dict, type(None)),
+    S_scheduler_options=(dict, type(None)),
+    G_scheduler_options=(dict, type(None)),
+    max_train_minutes=(float, type(None)),
+)
+
+_CHOICES: Dict[str, tuple] = dict(
+    dataset=("lidc", "cityscapes"),
+    synthetic=(None, "lidc", "cityscapes"),
+    device=("auto", "cpu", "cuda"),
+    cost_fn=("iou", "ce"),
+    coupling=("greedy", "exact"),
+    scheduler_mean=("running", "epoch"),
+    lr_schedule=("plateau", "cosine"),
+    empty_distance=("zero", "skip"),
+    matching=("hungarian", "ot"),
+)
+
+
+# Common names of other code bases, so their users get pointed at ours.
+_ALIASES: Dict[str, str] = dict(
+    learning_rate="lr", num_classes="n_classes", batch_size="train_batch_size",
+    num_epochs="epochs", n_epochs="epochs", num_workers="num_w", num_experts="num_expert",
+    samples_per_mode="sample_per_mode", gamma="gamma0", G="G0", data_dir="data_folder",
+    data_root="data_folder", in_channels="input_channels", checkpoint="pretrained_model_full_path",
+)
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, has the wrong type or an invalid value."""
+
+
+class Config(dict):
+    """A dict of resolved settings with attribute access (`cfg.lr`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self:
+            return self[name]
+        raise AttributeError(f"no setting {name!r}{_suggest(name, self)}")
+
+
+def _suggest(name: str, valid: Iterable[str]) -> str:
+    valid = list(valid)
+    aliases = {a: t for a, t in _ALIASES.items() if t in valid}
+    close = difflib.get_close_matches(name, valid + list(aliases), n=1, cutoff=0.5)
+    return f"; did you mean {aliases.get(close[0], close[0])!r}?" if close else ""
+
+
+def _unknown(name: str, where: str) -> ConfigError:
+    return ConfigError(f"unknown setting {name!r} in {where}{_suggest(name, DEFAULTS)}")
+
+
+def _type_name(types_: tuple) -> str:
+    return " or ".join("None" if t is type(None) else t.__name__ for t in types_)
+
+
+def check_type(name: str, value: Any, where: str = "config") -> Any:
+    """Check `value` against the accepted types of setting `name`; return it normalised.
+
+    Ints are accepted for float settings and tuples for list settings (converted).
+
+    Args:
+        name: a setting name (must be in `DEFAULTS`).
+        value: the given value.
+        where: where it came from, for the error message.
+    Returns:
+        The value, with int -> float and tuple -> list where the setting expects it.
+    """
+    expected = _TYPES.get(name, (type(DEFAULTS[name]),))
+    if float in expected and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if list in expected and isinstance(value, tuple):
+        return list(value)
+    bool_ok = bool in expected
+    if isinstance(value, expected) and (bool_ok or not isinstance(value, bool)):
+        return value
+    raise ConfigError(
+        f"setting {name!r} in {where}: expected {_type_name(expected)}, "
+        f"got {type(value).__name__} ({value!r})"
+    )
+
+
+def load_config_file(path: str) -> Dict[str, Any]:
+    """Run a config file and return its module-level settings.
+
+    Args:
+        path: path of a Python config file.
+    Returns:
+        Dict name -> value of every public module-level name that is not a module, function
+        or class.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file {path!r} not found (see experiments/ for examples)")
+    namespace = runpy.run_path(str(path))
+    skip = (types.ModuleType, types.FunctionType, type)
+    return {
+        k: v for k, v in namespace.items() if not k.startswith("_") and not isinstance(v, skip)
+    }
+
+
+def parse_override(item: str) -> tuple:
+    """Parse one `--set KEY=VALUE` item; the value is a Python literal.
+
+    A value that is not a literal is taken as a plain string when the setting accepts strings,
+    so `--set experiment_name=run2` works without quotes.
+
+    Args:
+        item: the text after `--set`.
+    Returns:
+        (name, value) with the value type-checked against the setting.
+    """
+    if "=" not in item:
+        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+    name, text = (s.strip() for s in item.split("=", 1))
+    if name not in DEFAULTS:
+        raise _unknown(name, "--set")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if str not in _TYPES.get(name, (type(DEFAULTS[name]),)):
+            raise ConfigError(
+                f"--set {name}={text}: not a Python literal "
+                f"(expected {_type_name(_TYPES.get(name, (type(DEFAULTS[name]),)))})"
+            ) from None
+        value = text
+    return name, check_type(name, value, where="--set")
+
+
+def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Config:
+    """Resolve the settings of a run: defaults, then the config file, then `--set` items.
+
+    Args:
+        path: config file, or None for the defaults only.
+        overrides: `KEY=VALUE` strings (Python literals).
+    Returns:
+        The validated `Config`, derived settings filled in, plus `config_file`.
+    """
+    cfg = Config({k: _copy(v) for k, v in DEFAULTS.items()})
+    if path is not None:
+        for name, value in load_config_file(path).items():
+            if name not in DEFAULTS:
+                raise _unknown(name, str(path))
+            cfg[name] = check_type(name, value, where=str(path))
+    for item in overrides:
+        name, value = parse_override(item)
+        cfg[name] = value
+    _derive(cfg)
+    validate(cfg)
+    cfg["config_file"] = None if path is None else str(path)
+    return cfg
+
+
+def _copy(value: Any) -> Any:
+    return ast.literal_eval(repr(value)) if isinstance(value, (list, dict)) else value
+
+
+def _derive(cfg: Config) -> None:
+    """Fill settings that follow from others: input_channels from dataset and use_bbpred.
+
+    Cityscapes: 4 channels with use_bbpred, else 3. `input_channels=4` with `use_bbpred=False`
+    is allowed: the 4th channel is then all zeros (a 4-channel model run without predictions).
+    """
+    if cfg.dataset == "lidc":
+        channels, allowed = 1, (1,)
+    else:
+        channels, allowed = (4, (4,)) if cfg.use_bbpred else (3, (3, 4))
+    if cfg.input_channels is None:
+        cfg["input_channels"] = channels
+    elif cfg.input_channels not in allowed:
+        raise ConfigError(
+            f"input_channels={cfg.input_channels} contradicts dataset={cfg.dataset!r}, "
+            f"use_bbpred={cfg.use_bbpred} (which give {channels}); leave input_channels unset"
+        )
+
+
+def _check_param_scheduler(cfg: Config, name: str, value_type: type) -> None:
+    options = cfg[name]
+    if options is None:
+        return
+    keys = ("values", "patience", "milestones")
+    for key in options:
+        if key not in keys:
+            raise ConfigError(f"{name}: unknown key {key!r}{_suggest(key, keys)}")
+    values, patience = options.get("values"), options.get("patience")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"{name}: 'values' must be a non-empty list (the values after the first)")
+    accepted = (int, float) if value_type is float else (int,)
+    for v in values:
+        if not isinstance(v, accepted) or isinstance(v, bool):
+            raise ConfigError(f"{name}: value {v!r} is not {value_type.__name__}")
+    if ("patience" in options) == ("milestones" in options):
+        raise ConfigError(f"{name}: give either 'patience' (plateau rule) or 'milestones'")
+    if "milestones" in options:
+        milestones = options["milestones"]
+        if not isinstance(milestones, (list, tuple)) or len(milestones) != len(values):
+            raise ConfigError(f"{name}: 'milestones' must list one epoch per value in 'values'")
+    elif not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
+        raise ConfigError(f"{name}: 'patience' must be an int >= 0, got {patience!r}")
+
+
+def _check_plateau_options(options: dict) -> None:
+    valid = [p for p in inspect.signature(torch.optim.lr_scheduler.ReduceLROnPlateau).parameters]
+    for key in options:
+        if key == "optimizer" or key not in valid:
+            raise ConfigError(
+                f"scheduler_options: {key!r} is not a ReduceLROnPlateau argument"
+                f"{_suggest(key, valid)}"
+            )
+
+
+def validate(cfg: Config) -> None:
+    """Check values (not just types) of a resolved config; raise `ConfigError` if wrong.
+
+    Args:
+        cfg: the resolved settings.
+    """
+    for name, choices in _CHOICES.items():
+        if cfg[name] not in choices:
+            raise ConfigError(f"setting {name!r}: {cfg[name]!r} is not one of {list(choices)}")
+    positive = ("n_classes", "latent_dim", "num_expert", "sample_per_mode", "num_chunks",
+                "train_batch_size", "val_batch_size", "test_batch_size",
+                "logging_frequency", "validation_frequency")
+    for name in positive:
+        if cfg[name] < 1:
+            raise ConfigError(f"setting {name!r} must be >= 1, got {cfg[name]}")
+    if cfg.num_expert < 2**cfg.latent_dim:
+        raise ConfigError(
+            f"num_expert={cfg.num_expert} < 2**latent_dim={2**cfg.latent_dim}: every binary code "
+            "of the latent space needs an expert; raise num_expert or lower latent_dim"
+        )
+    if len(cfg.num_filters) < 2:
+        raise ConfigError(f"num_filters needs at least 2 levels, got {cfg.num_filters}")
+    if not all(0 <= c < cfg.n_classes for c in cfg.eval_class_ids):
+        raise ConfigError(
+            f"eval_class_ids {cfg.eval_class_ids} outside [0, n_classes={cfg.n_classes})"
+        )
+    if (cfg.cost_fn == "iou") != cfg.softmax:
+        raise ConfigError(
+            f"cost_fn={cfg.cost_fn!r} needs softmax={cfg.cost_fn == 'iou'} "
+            "('iou' compares probabilities, 'ce' takes logits)"
+        )
+    if cfg.eval_sample_num is not None and cfg.eval_sample_num < 1:
+        raise ConfigError(f"eval_sample_num must be None or >= 1, got {cfg.eval_sample_num}")
+    if cfg.num_figures < 0:
+        raise ConfigError(f"num_figures must be >= 0, got {cfg.num_figures}")
+    counts = cfg.sweep_counts
+    if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                             for n in counts):
+        raise ConfigError(f"sweep_counts must be a non-empty list of ints >= 1, got {counts}")
+    _check_param_scheduler(cfg, "gamma_scheduler_options", float)
+    _check_param_scheduler(cfg, "S_scheduler_options", int)
+    _check_param_scheduler(cfg, "G_scheduler_options", float)
+    _check_plateau_options(cfg.scheduler_options)

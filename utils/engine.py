@@ -1,0 +1,139 @@
+"""Training and evaluation loops over one pass of a DataLoader; each returns a plain dict."""
+
+import math
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, SequentialSampler
+from tqdm import tqdm
+
+from utils.metrics import StreamingECE, ged_miou, hard_labels
+from utils.results import true_modes_batch, truth_batch_stats
+from utils.schedulers import LossMonitor
+
+
+def _to(batch: Any, device: torch.device) -> tuple:
+    x, labels, label_probs = batch
+    return x.to(device), labels.to(device), label_probs.to(device)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
+                    optimizer: torch.optim.Optimizer, monitor: LossMonitor, device: torch.device,
+                    masked_pred: bool = False, generator: Optional[torch.Generator] = None,
+                    epoch: int = 0) -> Dict[str, float]:
+    """One epoch of MoSE training with the OT loss.
+
+    Args:
+        model: MoSE (its current `sample_per_mode` sets S).
+        loader: yields (x (B, C_in, H, W), labels (B, M, H, W) int64, label_probs (B, M)).
+        loss_fn: `OTLoss`; its `gamma` and `G` are whatever the schedulers set.
+        optimizer: the optimiser.
+        monitor: accumulates the losses (epoch and running means).
+        device: where to compute.
+        masked_pred: pass the labels to the model so it masks void pixels.
+        generator: generator for the latent sampling (None: torch's global one).
+        epoch: epoch number, for the progress bar and error messages.
+    Returns:
+        dict: epoch means `loss`, `seg`, `kl`; running means `running_loss`, `running_kl`;
+        `steps`.
+    """
+    model.train()
+    monitor.start_epoch()
+    for step, batch in enumerate(tqdm(loader, desc=f"train {epoch}", leave=False, disable=None)):
+        x, labels, label_probs = _to(batch, device)
+        out = model(x, label=labels if masked_pred else None, generator=generator)
+        sample_shape = (model.num_expert, model.sample_per_mode)  # (K, S)
+        loss, seg, kl = loss_fn(labels, out["pred"], out["weights"], label_probs,
+                                sample_shape=sample_shape)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {step}; "
+                "try a lower lr or check the data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        monitor.update(loss=loss.item(), seg=seg.item(), kl=kl.item())
+    if monitor.epoch_count == 0:
+        raise ValueError("the training loader yielded no batch: is train_batch_size larger than "
+                         "the training set (the last incomplete batch is dropped)?")
+    return dict(loss=monitor.epoch("loss"), seg=monitor.epoch("seg"), kl=monitor.epoch("kl"),
+                running_loss=monitor.running("loss"), running_kl=monitor.running("kl"),
+                steps=monitor.epoch_count)
+
+
+def _nanmean(values: list) -> float:
+    if not values:
+        return math.nan
+    v = torch.cat(values)
+    return torch.nanmean(v).item() if not torch.isnan(v).all() else math.nan
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.device,
+             generator: Optional[torch.Generator] = None, truth: bool = True,
+             desc: str = "eval") -> Dict[str, Any]:
+    """GED, M-IoU and ECE of the model's predictive distribution over one split.
+
+    Per-image GED and M-IoU on argmax samples, averaged over images (NaN GEDs skipped); ECE over
+    every pixel of the split. With `truth` and a dataset that stores its true modes (synthetic
+    sets, read in order), also the true distribution's GED and the mode-mass error.
+
+    Args:
+        model: MoSE; compact representation unless `model.eval_sample_num` is set.
+        loader: yields (x, labels (B, M, H, W), label_probs (B, M)).
+        cfg: settings with `n_classes`, `eval_class_ids`, `masked_pred`.
+        device: where to compute.
+        generator: sampling generator (a freshly seeded one makes results repeatable).
+        truth: compare with the true distribution when the dataset has one.
+        desc: progress bar label.
+    Returns:
+        dict with `ged`, `miou`, `ece` (fraction), `num_images`, `representation`,
+        `num_samples`, `ece_bins` (`StreamingECE.bins()`, for the reliability diagram), and
+        when available `true_ged`, `ged_ratio`, `mode_mass_error`.
+    """
+    model.eval()
+    ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
+    use_truth = truth and _has_truth(loader)
+    per_image: Dict[str, list] = {"ged": [], "miou": [], "true_ged": [], "mode_mass_error": []}
+    start, num_samples = 0, 0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+        x, labels, label_probs = _to(batch, device)
+        out = model(x, label=labels if cfg.masked_pred else None, generator=generator)
+        pred, weights = out["pred"], out["weights"]  # (B, N, C, H, W), (B, N)
+        samples = hard_labels(pred)  # (B, N, H, W), argmax over classes
+        ged, miou = ged_miou(samples, labels, weights, label_probs, num_classes=cfg.n_classes,
+                             eval_class_ids=cfg.eval_class_ids,
+                             empty_distance=cfg.empty_distance, matching=cfg.matching)
+        per_image["ged"].append(ged.double().cpu())
+        per_image["miou"].append(miou.double().cpu())
+        ece.update(pred, weights, labels, label_probs)
+        true = true_modes_batch(loader.dataset, start, x.shape[0], device) if use_truth else None
+        if true is not None:
+            stats = truth_batch_stats(samples, weights, labels, label_probs, true,
+                                      cfg.n_classes, cfg.eval_class_ids)
+            per_image["true_ged"].append(stats["true_ged"])
+            per_image["mode_mass_error"].append(stats["mode_mass_error"])
+        start, num_samples = start + x.shape[0], pred.shape[1]
+    return _summarise(per_image, ece, start, num_samples, model)
+
+
+def _has_truth(loader: DataLoader) -> bool:
+    dataset = loader.dataset
+    in_order = isinstance(loader.sampler, SequentialSampler)
+    return in_order and hasattr(dataset, "true_modes") and dataset.true_modes(0) is not None
+
+
+def _summarise(per_image: Dict[str, list], ece: StreamingECE, num_images: int,
+               num_samples: int, model: nn.Module) -> Dict[str, Any]:
+    standard = model.eval_sample_num is not None
+    results = dict(ged=_nanmean(per_image["ged"]), miou=_nanmean(per_image["miou"]),
+                   ece=float(ece.compute()) if num_images else math.nan, num_images=num_images,
+                   representation="standard" if standard else "compact",
+                   num_samples=num_samples, ece_bins=ece.bins())
+    if per_image["true_ged"] and sum(len(v) for v in per_image["true_ged"]) == num_images:
+        results["true_ged"] = _nanmean(per_image["true_ged"])
+        results["ged_ratio"] = results["ged"] / results["true_ged"]
+        results["mode_mass_error"] = _nanmean(per_image["mode_mass_error"])
+    return results
