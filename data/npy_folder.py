@@ -59,6 +59,10 @@ def npy_shape(path: str) -> tuple[int, ...]:
 
     Returns:
         The stored shape.
+
+    Raises:
+        ValueError: naming the file when it is not a .npy file or holds less data than its
+            header announces (a truncated write).
     """
     readers = {
         (1, 0): np.lib.format.read_array_header_1_0,
@@ -68,11 +72,17 @@ def npy_shape(path: str) -> tuple[int, ...]:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             if version in readers:
-                shape = readers[version](f)[0]
+                shape, _, dtype = readers[version](f)
+                data = 0 if dtype.hasobject else int(np.prod(shape)) * dtype.itemsize
+                needed = f.tell() + data
             else:  # rarer header versions: let numpy parse it (mmap touches no data pages)
-                shape = np.load(path, mmap_mode="r").shape
+                shape, needed = np.load(path, mmap_mode="r").shape, 0
     except ValueError as err:
         raise ValueError(f"{path!r} is not a readable .npy file: {err}") from None
+    size = os.path.getsize(path)
+    if size < needed:
+        raise ValueError(f"{path!r} is truncated ({size} bytes, its header needs {needed}): "
+                         "rebuild the dataset")
     return tuple(shape)
 
 
@@ -140,11 +150,16 @@ def numbered_split(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"data folder {root!r} not found; build it with: {build_hint}")
     require_dir(os.path.join(root, split), build_hint)
     paths = {}
     for kind in kinds:
         folder = require_dir(os.path.join(root, split, kind), build_hint)
         paths[kind] = list_numbered(folder)
+        if kind == kinds[0] and not paths[kind]:
+            raise ValueError(f"{folder!r} holds no <i>.npy files; build the dataset with: "
+                             f"{build_hint}")
         if kind != kinds[0]:
             first = os.path.join(root, split, kinds[0])
             check_same_count(paths[kinds[0]], paths[kind], first, folder)

@@ -24,9 +24,12 @@ DEFAULTS: Dict[str, Any] = dict(
     log_dir_name="lidc",  # group folder under log_root (the authors use 'lidc' / 'cityscapes')
     run_root="runs",  # TensorBoard root; events go to <run_root>/<log_dir_name>/<experiment_name>
     seed=0,  # seeds python, numpy, torch and the DataLoader workers
-    eval_seed=0,  # seed of the generator used for sampling during evaluation (repeatable GED)
+    eval_seed=0,  # evaluation sampling: batch j draws from a generator seeded by (eval_seed, j),
+    # so GED repeats exactly and does not depend on the number of processes (utils/distributed.py)
     cpu_malloc_reuse=True,  # on CPU, keep freed memory for reuse (utils/cpu_memory.py; faster)
     device="auto",  # 'auto' (cuda if available), 'cpu' or 'cuda'; --device overrides
+    sync_bn=False,  # torchrun on GPUs: SyncBatchNorm (statistics over all processes); the head
+    # then runs as plain modules (fast_head is bypassed: it normalises outside the BN modules)
     pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
     # --- data ---
     dataset="lidc",  # 'lidc' or 'cityscapes': which loader reads data_folder

@@ -5,9 +5,10 @@ from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 from tqdm import tqdm
 
+from utils.distributed import average_across_ranks, batch_generator, batch_positions, gather_objects
 from utils.metrics import StreamingECE, ged_miou, hard_labels
 from utils.results import true_modes_batch, truth_batch_stats
 from utils.schedulers import LossMonitor
@@ -40,21 +41,27 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
     """
     model.train()
     monitor.start_epoch()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # a new shuffle every epoch, the same on every rank
+    mose = getattr(model, "module", model)  # the MoSE inside a DDP wrapper
     for step, batch in enumerate(tqdm(loader, desc=f"train {epoch}", leave=False, disable=None)):
         x, labels, label_probs = _to(batch, device)
         out = model(x, label=labels if masked_pred else None, generator=generator)
-        sample_shape = (model.num_expert, model.sample_per_mode)  # (K, S)
+        sample_shape = (mose.num_expert, mose.sample_per_mode)  # (K, S)
         loss, seg, kl = loss_fn(labels, out["pred"], out["weights"], label_probs,
                                 sample_shape=sample_shape)
-        if not torch.isfinite(loss):
+        # DDP: every rank monitors (and stops on) the mean over ranks, so schedulers agree
+        losses = average_across_ranks(torch.stack([loss, seg, kl]).detach())  # (3,)
+        if not torch.isfinite(losses[0]):
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {step}; "
+                f"non-finite training loss ({losses[0].item()}) at epoch {epoch}, step {step}; "
                 "try a lower lr or check the data"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        monitor.update(loss=loss.item(), seg=seg.item(), kl=kl.item())
+        mean_loss, mean_seg, mean_kl = losses.tolist()
+        monitor.update(loss=mean_loss, seg=mean_seg, kl=mean_kl)
     if monitor.epoch_count == 0:
         raise ValueError("the training loader yielded no batch: is train_batch_size larger than "
                          "the training set (the last incomplete batch is dropped)?")
@@ -85,38 +92,48 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.devic
         loader: yields (x, labels (B, M, H, W), label_probs (B, M)).
         cfg: settings with `n_classes`, `eval_class_ids`, `masked_pred`.
         device: where to compute.
-        generator: sampling generator (a freshly seeded one makes results repeatable).
+        generator: one sampling generator for every batch; None (the default): batch j draws
+            from a generator seeded by (cfg.eval_seed, j), so results repeat exactly and do not
+            depend on how DDP ranks share the batches.
         truth: compare with the true distribution when the dataset has one.
         desc: progress bar label.
     Returns:
         dict with `ged`, `miou`, `ece` (fraction), `num_images`, `representation`,
         `num_samples`, `ece_bins` (`StreamingECE.bins()`, for the reliability diagram), and
-        when available `true_ged`, `ged_ratio`, `mode_mass_error`.
+        when available `true_ged`, `ged_ratio`, `mode_mass_error`. Under DDP, with the loader
+        from `utils.distributed.shard_eval_loader`, every rank returns the results over the
+        whole split, each image counted once (per-batch results gathered, combined in order).
     """
     model.eval()
-    ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
     use_truth = truth and _has_truth(loader)
-    per_image: Dict[str, list] = {"ged": [], "miou": [], "true_ged": [], "mode_mass_error": []}
-    start, num_samples = 0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+    records = []
+    for batch, (j, start) in zip(tqdm(loader, desc=desc, leave=False, disable=None),
+                                 batch_positions(loader)):
         x, labels, label_probs = _to(batch, device)
-        out = model(x, label=labels if cfg.masked_pred else None, generator=generator)
-        pred, weights = out["pred"], out["weights"]  # (B, N, C, H, W), (B, N)
-        samples = hard_labels(pred)  # (B, N, H, W), argmax over classes
-        ged, miou = ged_miou(samples, labels, weights, label_probs, num_classes=cfg.n_classes,
-                             eval_class_ids=cfg.eval_class_ids,
-                             empty_distance=cfg.empty_distance, matching=cfg.matching)
-        per_image["ged"].append(ged.double().cpu())
-        per_image["miou"].append(miou.double().cpu())
-        ece.update(pred, weights, labels, label_probs)
+        gen = generator if generator is not None else batch_generator(cfg.eval_seed, j, device)
+        out = model(x, label=labels if cfg.masked_pred else None, generator=gen)
         true = true_modes_batch(loader.dataset, start, x.shape[0], device) if use_truth else None
-        if true is not None:
-            stats = truth_batch_stats(samples, weights, labels, label_probs, true,
-                                      cfg.n_classes, cfg.eval_class_ids)
-            per_image["true_ged"].append(stats["true_ged"])
-            per_image["mode_mass_error"].append(stats["mode_mass_error"])
-        start, num_samples = start + x.shape[0], pred.shape[1]
-    return _summarise(per_image, ece, start, num_samples, model)
+        records.append(dict(batch=j, **_batch_results(out, labels, label_probs, true, cfg)))
+    records = sorted(gather_objects(records), key=lambda r: r["batch"])  # every rank's batches
+    return _summarise(records, cfg, model)
+
+
+def _batch_results(out: Dict[str, torch.Tensor], labels: torch.Tensor,
+                   label_probs: torch.Tensor, true: Optional[tuple], cfg: Any) -> Dict[str, Any]:
+    """Per-image GED, M-IoU (and truth figures) and the ECE accumulators of one batch, on CPU."""
+    pred, weights = out["pred"], out["weights"]  # (B, N, C, H, W), (B, N)
+    samples = hard_labels(pred)  # (B, N, H, W), argmax over classes
+    ged, miou = ged_miou(samples, labels, weights, label_probs, num_classes=cfg.n_classes,
+                         eval_class_ids=cfg.eval_class_ids,
+                         empty_distance=cfg.empty_distance, matching=cfg.matching)
+    ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
+    ece.update(pred, weights, labels, label_probs)
+    result = dict(ged=ged.double().cpu(), miou=miou.double().cpu(), ece=ece.state(),
+                  num_images=pred.shape[0], num_samples=pred.shape[1])
+    if true is not None:
+        result.update(truth_batch_stats(samples, weights, labels, label_probs, true,
+                                        cfg.n_classes, cfg.eval_class_ids))
+    return result
 
 
 def _has_truth(loader: DataLoader) -> bool:
@@ -125,8 +142,16 @@ def _has_truth(loader: DataLoader) -> bool:
     return in_order and hasattr(dataset, "true_modes") and dataset.true_modes(0) is not None
 
 
-def _summarise(per_image: Dict[str, list], ece: StreamingECE, num_images: int,
-               num_samples: int, model: nn.Module) -> Dict[str, Any]:
+def _summarise(records: list, cfg: Any, model: nn.Module) -> Dict[str, Any]:
+    ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
+    state = torch.zeros_like(ece.state())
+    for record in records:  # in batch order: the same sums as one streaming pass
+        state = state + record["ece"]
+    ece.load_state(state)
+    per_image = {key: [r[key] for r in records if key in r]
+                 for key in ("ged", "miou", "true_ged", "mode_mass_error")}
+    num_images = sum(r["num_images"] for r in records)
+    num_samples = records[-1]["num_samples"] if records else 0
     standard = model.eval_sample_num is not None
     results = dict(ged=_nanmean(per_image["ged"]), miou=_nanmean(per_image["miou"]),
                    ece=float(ece.compute()) if num_images else math.nan, num_images=num_images,
@@ -134,6 +159,8 @@ def _summarise(per_image: Dict[str, list], ece: StreamingECE, num_images: int,
                    num_samples=num_samples, ece_bins=ece.bins())
     if per_image["true_ged"] and sum(len(v) for v in per_image["true_ged"]) == num_images:
         results["true_ged"] = _nanmean(per_image["true_ged"])
-        results["ged_ratio"] = results["ged"] / results["true_ged"]
+        # the true distribution can equal the annotations (Cityscapes: GED 0): no ratio then
+        true_ged = results["true_ged"]
+        results["ged_ratio"] = results["ged"] / true_ged if true_ged > 0 else float("nan")
         results["mode_mass_error"] = _nanmean(per_image["mode_mass_error"])
     return results

@@ -101,3 +101,18 @@ class MetricsWriter:
         """Close the TensorBoard writer."""
         if self.tb is not None:
             self.tb.close()
+
+
+class NullWriter:
+    """A `MetricsWriter` that writes nothing (DDP ranks other than 0)."""
+
+    tb = None
+
+    def log(self, record: Dict[str, Any]) -> None:
+        """Ignore the record."""
+
+    def scalars(self, values: Dict[str, float], step: int) -> None:
+        """Ignore the scalars."""
+
+    def close(self) -> None:
+        """Nothing to close."""

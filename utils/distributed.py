@@ -1,0 +1,248 @@
+"""Multi-process training and evaluation with PyTorch's DistributedDataParallel (DDP).
+
+`torchrun --nproc_per_node=G main.py CONFIG` starts G processes ("ranks"); torchrun sets
+RANK, LOCAL_RANK and WORLD_SIZE, and `setup` joins them into one process group: NCCL on GPUs
+(rank r of a node uses GPU LOCAL_RANK), gloo on CPUs. Without torchrun every helper here is a
+no-op for a single process, so the same code path serves both.
+
+Training shards the shuffled training set with a `DistributedSampler` (`data.loaders`); each
+rank's `train_batch_size` images make up 1/G of a step's global batch. Evaluation shards whole
+batches instead (`EvalBatchSampler`): batch j of the unsharded, in-order split goes to rank
+j % G, nothing is padded or repeated, and the per-batch results are gathered and combined in
+batch order (`utils.engine.evaluate`). Each batch draws its samples from a generator seeded by
+(eval_seed, j) (`batch_generator`), so GED, M-IoU and ECE equal a single-process run's.
+"""
+
+import logging
+import os
+from typing import Any, Iterator, List, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+logger = logging.getLogger("mose")
+
+TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun (or another launcher) set RANK, LOCAL_RANK and WORLD_SIZE."""
+    return all(name in os.environ for name in TORCHRUN_VARS)
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process' global rank (0 without a process group)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 without a process group)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on the process that writes logs, TensorBoard, metrics and checkpoints (rank 0)."""
+    return rank() == 0
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join torchrun's process group, if launched by torchrun; return this rank's device.
+
+    Args:
+        device: the resolved device ('cuda' or 'cpu').
+    Returns:
+        `cuda:LOCAL_RANK` on GPUs, else `device` unchanged.
+    """
+    if not launched_by_torchrun() or is_distributed():
+        return device
+    if device.type == "cuda":
+        local_rank = int(os.environ["LOCAL_RANK"])
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local_rank} but this node has "
+                             f"{torch.cuda.device_count()} visible GPUs: --nproc_per_node must "
+                             "not exceed the GPUs per node")
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def cleanup() -> None:
+    """Leave the process group (if any)."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op for one process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def prepare_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """Convert BatchNorm to SyncBatchNorm when asked and running DDP; move to `device`.
+
+    Args:
+        model: the MoSE model (unwrapped).
+        device: this rank's device.
+        sync_bn: the `sync_bn` setting (ignored for a single process).
+    Returns:
+        The model (BatchNorm modules replaced when converted), on `device`.
+    """
+    if sync_bn and world_size() > 1:
+        if device.type != "cuda":
+            raise ValueError("sync_bn=True needs CUDA GPUs (PyTorch's SyncBatchNorm does not run "
+                             "on CPUs); set sync_bn=False")
+        model = convert_sync_bn(model)
+    return model.to(device)
+
+
+def convert_sync_bn(model: nn.Module) -> nn.Module:
+    """Replace every BatchNorm by a SyncBatchNorm and switch MoSE to its plain head.
+
+    The fast head (`models/fast_head.py`) normalises inside its own autograd function with the
+    BatchNorm modules' parameters, so it would keep per-rank statistics; the plain head calls
+    the (now synchronised) modules. Same parameters, buffers and mathematics: checkpoints do
+    not change, and evaluation may use the fast head again.
+
+    Args:
+        model: the MoSE model (unwrapped).
+    Returns:
+        The converted model.
+    """
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if getattr(model, "fast_head", False):
+        model.fast_head = False
+        logger.info("sync_bn: using the plain head (the fast head bypasses SyncBatchNorm)")
+    return model
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """`DistributedDataParallel(model)` under DDP, else `model` itself."""
+    if not is_distributed():
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP / DataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel,
+                                              nn.DataParallel)) else model
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts them at the start of each training forward, so after the last step of an
+    epoch every rank holds its own update; evaluation and checkpoints must all see rank 0's.
+    """
+    if world_size() > 1:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+def average_across_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Mean of a tensor over the ranks (the tensor itself for one process).
+
+    Args:
+        values: e.g. (3,) float losses of this rank's batch.
+    Returns:
+        The mean over ranks, same shape; NaN on every rank if NaN on any.
+    """
+    if world_size() == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / world_size()
+
+
+def gather_objects(items: List[Any]) -> List[Any]:
+    """Concatenate every rank's list of picklable items (rank order); every rank gets all."""
+    if world_size() == 1:
+        return list(items)
+    gathered: List[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in part]
+
+
+def batch_generator(eval_seed: int, batch_index: int, device: torch.device) -> torch.Generator:
+    """Generator of the evaluation draws of batch `batch_index` (independent of world size).
+
+    Args:
+        eval_seed: the `eval_seed` setting.
+        batch_index: j, position of the batch in the unsharded, in-order split.
+        device: where the sampling happens.
+    Returns:
+        A generator seeded from (eval_seed, j) through numpy's SeedSequence (well mixed).
+    """
+    seed = int(np.random.SeedSequence([eval_seed, batch_index]).generate_state(1, np.uint64)[0])
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+class EvalBatchSampler(Sampler):
+    """Whole in-order batches of one split for this rank: batch j goes to rank j % world.
+
+    Args:
+        num_items: images in the split.
+        batch_size: images per batch.
+        drop_last: drop the last incomplete batch (as the single-process loader does).
+        rank, world: this rank and the number of ranks.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, drop_last: bool, rank: int, world: int):
+        num_batches = num_items // batch_size if drop_last else -(-num_items // batch_size)
+        self.batch_size, self.num_items = batch_size, num_items
+        self.batch_ids = list(range(rank, num_batches, world))
+
+    def positions(self) -> Iterator[Tuple[int, int]]:
+        """(batch index j, dataset index of its first image) of this rank's batches."""
+        return ((j, j * self.batch_size) for j in self.batch_ids)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        for _, start in self.positions():
+            yield list(range(start, min(start + self.batch_size, self.num_items)))
+
+    def __len__(self) -> int:
+        return len(self.batch_ids)
+
+
+def shard_eval_loader(loader: DataLoader) -> DataLoader:
+    """This rank's share of an in-order evaluation loader (the loader itself for one process).
+
+    Args:
+        loader: a validation / test loader, not shuffled, with `batch_size` and `drop_last`.
+    Returns:
+        A loader over the same dataset yielding the batches of `EvalBatchSampler`.
+    """
+    if world_size() == 1:
+        return loader
+    sampler = EvalBatchSampler(len(loader.dataset), loader.batch_size, loader.drop_last,
+                               rank(), world_size())
+    return DataLoader(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
+                      worker_init_fn=loader.worker_init_fn, generator=loader.generator,
+                      pin_memory=loader.pin_memory)
+
+
+def batch_positions(loader: DataLoader) -> Iterator[Tuple[int, int]]:
+    """(batch index j, dataset index of its first image) of each batch `loader` yields.
+
+    Sharded loaders know their batches; any other loader is taken as in order from index 0.
+    """
+    if isinstance(loader.batch_sampler, EvalBatchSampler):
+        yield from loader.batch_sampler.positions()
+        return
+    j = 0
+    while True:
+        yield j, j * (loader.batch_size or 1)
+        j += 1
