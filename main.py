@@ -100,13 +100,16 @@ def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
 
 
 def build_model(cfg: Config) -> MoSE:
-    """The MoSE model described by the config."""
-    return MoSE(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
-                num_filters=cfg.num_filters, latent_dim=cfg.latent_dim,
-                num_expert=cfg.num_expert, sample_per_mode=cfg.sample_per_mode,
-                softmax=cfg.softmax, masked_pred=cfg.masked_pred,
-                eval_sample_num=cfg.eval_sample_num, fast_head=cfg.fast_head,
-                channels_last=cfg.channels_last)
+    """The MoSE model described by the config (compiled in place when `compile` is set)."""
+    model = MoSE(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
+                 num_filters=cfg.num_filters, latent_dim=cfg.latent_dim,
+                 num_expert=cfg.num_expert, sample_per_mode=cfg.sample_per_mode,
+                 softmax=cfg.softmax, masked_pred=cfg.masked_pred,
+                 eval_sample_num=cfg.eval_sample_num, fast_head=cfg.fast_head,
+                 channels_last=cfg.channels_last, amp=cfg.amp)
+    if cfg.compile:
+        model.compile()  # in place: state_dict keys (and checkpoints) stay unprefixed
+    return model
 
 
 def build_loss(cfg: Config) -> OTLoss:

@@ -38,12 +38,14 @@ class MoSE(nn.Module):
             different float32 rounding).
         Both default to False, the formulation whose float32 numbers equal the authors' code;
         the training configs switch both on (settings `fast_head`, `channels_last`).
+        amp: run the forward under bf16 autocast (for GPUs); the returned tensors are float32,
+            so losses, couplings and metrics stay in float32.
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
-                 fast_head: bool = False, channels_last: bool = False):
+                 fast_head: bool = False, channels_last: bool = False, amp: bool = False):
         super().__init__()
         mu, log_sigma = init_priors(num_expert, latent_dim)
         self.mu = nn.Parameter(mu)
@@ -62,6 +64,7 @@ class MoSE(nn.Module):
         self.eval_sample_num = eval_sample_num
         self.fast_head = fast_head
         self.channels_last = channels_last
+        self.amp = amp
 
     def sample_latents(self, expert_probs: torch.Tensor,
                        generator: Optional[torch.Generator] = None):
@@ -117,10 +120,11 @@ class MoSE(nn.Module):
         """
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        u_g, u_d = self.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
-        expert_probs = self.gating(u_g)  # (B, K)
-        z, weights = self.sample_latents(expert_probs, generator)  # (B, N, L), (B, N)
-        pred = self.decode(u_d, z)  # (B, N, C, H, W)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            u_g, u_d = self.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
+            expert_probs = self.gating(u_g).float()  # (B, K)
+            z, weights = self.sample_latents(expert_probs, generator)  # (B, N, L), (B, N)
+            pred = self.decode(u_d, z).float()  # (B, N, C, H, W)
         if self.softmax:
             pred = torch.softmax(pred, dim=2)
         if self.masked_pred and label is not None:

@@ -129,3 +129,16 @@ def test_every_parameter_gets_a_finite_gradient(cost_fn, softmax, G0):
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
     assert model.mu.grad.abs().sum() > 0 and model.log_sigma.grad.abs().sum() > 0
+
+
+def test_amp_returns_float32_close_to_fp32():
+    torch.manual_seed(0)
+    model = tiny(fast_head=True, channels_last=True).eval()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        ref = model(x, generator=torch.Generator().manual_seed(0))
+        model.amp = True
+        out = model(x, generator=torch.Generator().manual_seed(0))
+    for key in ("pred", "weights", "expert_probs"):
+        assert out[key].dtype == torch.float32
+    torch.testing.assert_close(out["pred"], ref["pred"], atol=0.05, rtol=0)

@@ -53,6 +53,8 @@ DEFAULTS: Dict[str, Any] = dict(
     eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
     fast_head=True,  # head as folded matrix products (same maths, 2-3x faster on CPU; README)
     channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
+    amp=False,  # bf16 autocast of the model forward (GPU); losses, coupling, metrics stay fp32
+    compile=False,  # torch.compile the model in place (nn.Module.compile); off until measured
     # --- loss (Wasserstein-like OT loss) ---
     cost_fn="iou",  # pairwise cost between a sample and an annotation: 'iou' or 'ce'
     beta=1.0,  # weight of the KL term on the sample weights
