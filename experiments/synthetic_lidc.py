@@ -13,6 +13,10 @@ synthetic = "lidc"
 synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0)
 image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net: 32x32 inputs need few levels and channels
+latent_dim = 2  # the four experts start at the corners of the unit square, well apart
+gamma0 = 1 / 16  # = 1/(K*S): at first every sample carries the same mass, so every expert is
+# matched to annotations and none dies before the masks are learnt ...
+gamma_scheduler_options = dict(values=[1.0], milestones=[6])  # ... then the weights are fitted
 train_batch_size = 32
 val_batch_size = 50
 test_batch_size = 50

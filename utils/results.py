@@ -10,6 +10,7 @@ how close a model gets to them:
   (identical modes merged first; the one implementation is `utils.calibration`).
 """
 
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
@@ -79,6 +80,9 @@ def summary_line(split: str, results: Dict[str, Any]) -> str:
             f"ECE {100 * results['ece']:.3f}%  ({results['num_images']} images, "
             f"{results['representation']} N={results['num_samples']})")
     if "true_ged" in results:
-        line += (f"  | true GED {results['true_ged']:.4f}  ratio {results['ged_ratio']:.3f}  "
+        ratio = results["ged_ratio"]
+        # where the annotations are the true distribution (synthetic Cityscapes) its GED is 0
+        ratio_text = f"ratio {ratio:.3f}  " if math.isfinite(ratio) else ""
+        line += (f"  | true GED {results['true_ged']:.4f}  {ratio_text}"
                  f"mode-mass error {results['mode_mass_error']:.4f}")
     return line
