@@ -75,7 +75,8 @@ def tiny_args(root: Path, *extra: str) -> list:
     return ["experiments/synthetic_lidc.py", "--device", "cpu",
             "--set", f"data_folder={root / 'data'}", "--set", f"log_root={root / 'log'}",
             "--set", f"run_root={root / 'runs'}", "--set", "num_filters=[4, 8]",
-            "--set", "sample_per_mode=2", "--set", "epochs=1", "--set", "train_batch_size=2",
+            "--set", "sample_per_mode=2", "--set", "latent_dim=1", "--set", "gamma0=0.5",
+            "--set", "epochs=1", "--set", "train_batch_size=2",
             "--set", "val_batch_size=2", "--set", "test_batch_size=2", "--set", "num_figures=0",
             "--set", "max_train_minutes=None", "--set", "test_after_training=False", *extra]
 

@@ -25,6 +25,7 @@ def tiny_run(tmp_path, *extra):
             "--set", f"run_root={tmp_path / 'runs'}",
             "--set", "synthetic_options={'n_train': 8, 'n_val': 4, 'n_test': 5, 'size': 16}",
             "--set", "num_filters=[4, 8]", "--set", "sample_per_mode=2", "--set", "epochs=1",
+            "--set", "latent_dim=1", "--set", "gamma0=0.5",
             "--set", "train_batch_size=4", "--set", "val_batch_size=4",
             "--set", "test_batch_size=2", "--set", "max_train_minutes=None", *extra]
 

@@ -32,6 +32,7 @@ def run_args(data: Path, tmp_path: Path, name: str, *extra: str) -> list:
             "--set", f"data_folder={data}", "--set", f"log_root={tmp_path / 'log'}",
             "--set", f"run_root={tmp_path / 'runs'}", "--set", f"experiment_name={name}",
             "--set", "num_filters=[4, 8]", "--set", "sample_per_mode=2", "--set", "epochs=3",
+            "--set", "latent_dim=1", "--set", "gamma0=0.5",
             "--set", "train_batch_size=2", "--set", "val_batch_size=2", "--set", "num_figures=0",
             "--set", "max_train_minutes=None", "--set", "test_after_training=False",
             "--set", "lr_schedule='plateau'", "--set", "scheduler_mean='epoch'",
