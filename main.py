@@ -188,6 +188,11 @@ def planned_epochs(cfg: Config, start: float, epochs_done: int, planned: int) ->
     return max(epochs_done, min(planned, epochs_done + fit))
 
 
+def deadline(cfg: Config, start: float) -> Optional[float]:
+    """The `time.time()` at which training stops, mid-epoch if need be (None: no budget)."""
+    return None if cfg.max_train_minutes is None else start + 60 * cfg.max_train_minutes
+
+
 def end_of_epoch(cfg: Config, parts: Dict[str, Any], epoch: int, planned: int) -> list:
     """Step the learning-rate and gamma / S / G schedulers on the monitored training loss."""
     monitor = parts["monitor"]
@@ -278,8 +283,8 @@ def train(cfg: Config, device: torch.device, run_dir: Path, resume: bool = False
         used = {**parts["param_schedulers"].values(), "lr": optimizer.param_groups[0]["lr"]}
         stats = train_one_epoch(run["ddp_model"], run["loaders"]["train"], run["loss_fn"],
                                 optimizer, parts["monitor"], device, cfg.masked_pred,
-                                run["generators"]["latent"], epoch)
-        planned = planned_epochs(cfg, start, epoch, planned)
+                                run["generators"]["latent"], epoch, deadline(cfg, start))
+        planned = epoch if stats["cut_short"] else planned_epochs(cfg, start, epoch, planned)
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}, **used}
         if epoch % cfg.validation_frequency == 0 or epoch == planned:
             val, best_ged = validate_and_save(model, optimizer, val_loader, cfg, device,

@@ -5,13 +5,18 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 import main
 from data.synthetic import make_lidc
+from utils.config import load_config
+from utils.engine import train_one_epoch
+from utils.schedulers import LossMonitor
 
 REFERENCE_WEIGHTS = Path("tests/data/forward_lidc_state_dict.pth")
 # the size of the model whose weights are in REFERENCE_WEIGHTS (authors' key names)
@@ -111,3 +116,17 @@ def test_cuda_requested_without_gpu(tmp_path):
     with pytest.raises(ValueError, match="no CUDA GPU"):
         main.main(["experiments/lidc_proposed.py", "--device", "cuda",
                    "--set", f"log_root={tmp_path / 'log'}"])
+
+
+def test_a_passed_deadline_ends_the_epoch_after_one_step():
+    cfg = load_config("experiments/synthetic_lidc.py", ["num_filters=[4, 8]", "latent_dim=1"])
+    model, loss_fn = main.build_model(cfg), main.build_loss(cfg)
+    data = TensorDataset(torch.randn(6, 1, 8, 8), torch.randint(0, 2, (6, 4, 8, 8)),
+                         torch.full((6, 4), 0.25))
+    loader = DataLoader(data, batch_size=2)
+    optimizer = torch.optim.Adam(model.parameters())
+    stats = train_one_epoch(model, loader, loss_fn, optimizer, LossMonitor(), torch.device("cpu"),
+                            deadline=time.time() - 1)
+    assert stats["steps"] == 1 and stats["cut_short"]
+    stats = train_one_epoch(model, loader, loss_fn, optimizer, LossMonitor(), torch.device("cpu"))
+    assert stats["steps"] == 3 and not stats["cut_short"]

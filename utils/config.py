@@ -80,7 +80,8 @@ DEFAULTS: Dict[str, Any] = dict(
     logging_frequency=1,  # epochs between training summaries in the text log and TensorBoard
     validation_frequency=1,  # epochs between validations (also run before the first epoch)
     max_train_minutes=None,  # None or a wall-clock budget for training: no epoch is started that
-    # would end past it (with lr_schedule='cosine' the decay is compressed to the epochs that fit)
+    # would end past it, one still running at the deadline stops after its current step (with
+    # lr_schedule='cosine' the decay is compressed to the epochs that fit)
     test_after_training=False,  # evaluate the best checkpoint on the test split after training
     # --- evaluation: metric conventions and extra outputs (utils/report.py) ---
     empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)

@@ -1,6 +1,7 @@
 """Training and evaluation loops over one pass of a DataLoader; each returns a plain dict."""
 
 import math
+import time
 from typing import Any, Dict, Optional
 
 import torch
@@ -22,8 +23,8 @@ def _to(batch: Any, device: torch.device) -> tuple:
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
                     optimizer: torch.optim.Optimizer, monitor: LossMonitor, device: torch.device,
                     masked_pred: bool = False, generator: Optional[torch.Generator] = None,
-                    epoch: int = 0) -> Dict[str, float]:
-    """One epoch of MoSE training with the OT loss.
+                    epoch: int = 0, deadline: Optional[float] = None) -> Dict[str, float]:
+    """One epoch of MoSE training with the OT loss (cut short at `deadline`).
 
     Args:
         model: MoSE (its current `sample_per_mode` sets S).
@@ -35,9 +36,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         masked_pred: pass the labels to the model so it masks void pixels.
         generator: generator for the latent sampling (None: torch's global one).
         epoch: epoch number, for the progress bar and error messages.
+        deadline: a `time.time()` after which no further step starts (all ranks stop together);
+            None: the whole epoch.
     Returns:
         dict: epoch means `loss`, `seg`, `kl`; running means `running_loss`, `running_kl`;
-        `steps`.
+        `steps`; `cut_short` (the deadline ended the epoch).
     """
     model.train()
     monitor.start_epoch()
@@ -50,8 +53,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         sample_shape = (mose.num_expert, mose.sample_per_mode)  # (K, S)
         loss, seg, kl = loss_fn(labels, out["pred"], out["weights"], label_probs,
                                 sample_shape=sample_shape)
+        late = float(deadline is not None and time.time() > deadline)
         # DDP: every rank monitors (and stops on) the mean over ranks, so schedulers agree
-        losses = average_across_ranks(torch.stack([loss, seg, kl]).detach())  # (3,)
+        shared = average_across_ranks(torch.cat([torch.stack([loss, seg, kl]).detach(),
+                                                 loss.new_tensor([late])]))  # (4,)
+        losses, cut_short = shared[:3], bool(shared[3] > 0)
         if not torch.isfinite(losses[0]):
             raise FloatingPointError(
                 f"non-finite training loss ({losses[0].item()}) at epoch {epoch}, step {step}; "
@@ -62,12 +68,14 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         optimizer.step()
         mean_loss, mean_seg, mean_kl = losses.tolist()
         monitor.update(loss=mean_loss, seg=mean_seg, kl=mean_kl)
+        if cut_short:
+            break
     if monitor.epoch_count == 0:
         raise ValueError("the training loader yielded no batch: is train_batch_size larger than "
                          "the training set (the last incomplete batch is dropped)?")
     return dict(loss=monitor.epoch("loss"), seg=monitor.epoch("seg"), kl=monitor.epoch("kl"),
                 running_loss=monitor.running("loss"), running_kl=monitor.running("kl"),
-                steps=monitor.epoch_count)
+                steps=monitor.epoch_count, cut_short=monitor.epoch_count < len(loader))
 
 
 def _nanmean(values: list) -> float:
