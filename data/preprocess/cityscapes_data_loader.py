@@ -26,7 +26,6 @@ Output `<out>/{train,val,test}/`:
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import os
 import sys
@@ -42,7 +41,7 @@ from data.cityscapes_labels import (
     normalise_image,
 )
 from data.npy_folder import SPLITS, prepare_out_root, save_npy, write_manifest
-from data.preprocess.preprocessing import IMAGE_SUFFIX, LABEL_SUFFIX, resize_label
+from data.preprocess.preprocessing import find_pairs, resize_label
 
 logger = logging.getLogger(__name__)
 
@@ -52,31 +51,9 @@ _STEP1 = "python -m data.preprocess.preprocessing --raw CITYSCAPES_ROOT --out {p
 
 
 def find_processed_pairs(processed: str, official_split: str) -> list[tuple[str, str, str, str]]:
-    """List the processed image/label npy pairs of one official split, sorted by city and stem.
-
-    Args:
-        processed: root written by `data.preprocess.preprocessing`.
-        official_split: 'train' or 'val'.
-
-    Returns:
-        (city, base stem, image path, label path) tuples.
-    """
-    image_root = os.path.join(processed, "leftImg8bit", official_split)
-    if not os.path.isdir(image_root):
-        raise FileNotFoundError(
-            f"missing folder {image_root!r}; build it with: {_STEP1.format(processed=processed)}"
-        )
-    pairs = []
-    for image_path in sorted(glob.glob(os.path.join(image_root, "*", f"*{IMAGE_SUFFIX}.npy"))):
-        city = os.path.basename(os.path.dirname(image_path))
-        base = os.path.basename(image_path)[: -len(f"{IMAGE_SUFFIX}.npy")]
-        label_path = os.path.join(
-            processed, "gtFine", official_split, city, f"{base}{LABEL_SUFFIX}.npy"
-        )
-        if not os.path.isfile(label_path):
-            raise FileNotFoundError(f"no processed label {label_path!r} for {image_path!r}")
-        pairs.append((city, base, image_path, label_path))
-    return pairs
+    """Processed npy pairs of one official split, sorted by city and stem (see `find_pairs`)."""
+    return find_pairs(processed, official_split, ".npy",
+                      f"; build it with: {_STEP1.format(processed=processed)}")
 
 
 def assign_splits(processed: str) -> dict[str, list[tuple[str, str, str, str, str]]]:

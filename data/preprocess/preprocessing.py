@@ -32,31 +32,39 @@ LABEL_SUFFIX = "_gtFine_labelIds"
 DEFAULT_SIZE = (256, 512)
 
 
-def find_raw_pairs(raw: str, split: str) -> list[tuple[str, str, str, str]]:
-    """List the image/label PNG pairs of one official split, sorted by city and stem.
+def find_pairs(root: str, split: str, ext: str,
+               missing_hint: str) -> list[tuple[str, str, str, str]]:
+    """List the image/label file pairs of one official split, sorted by city and stem.
 
     Args:
-        raw: Cityscapes root holding `leftImg8bit/` and `gtFine/`.
+        root: folder holding `leftImg8bit/` and `gtFine/` (raw PNGs or processed npy files).
         split: 'train' or 'val'.
+        ext: file extension, '.png' or '.npy'.
+        missing_hint: what to tell the user when the image folder is absent.
 
     Returns:
         (city, base stem, image path, label path) tuples.
     """
-    image_root = os.path.join(raw, "leftImg8bit", split)
+    image_root = os.path.join(root, "leftImg8bit", split)
     if not os.path.isdir(image_root):
-        raise FileNotFoundError(
-            f"missing folder {image_root!r} (from Cityscapes leftImg8bit_trainvaltest.zip)"
-        )
+        raise FileNotFoundError(f"missing folder {image_root!r}{missing_hint}")
     pairs = []
-    for image_path in sorted(glob.glob(os.path.join(image_root, "*", f"*{IMAGE_SUFFIX}.png"))):
+    for image_path in sorted(glob.glob(os.path.join(image_root, "*", f"*{IMAGE_SUFFIX}{ext}"))):
         city = os.path.basename(os.path.dirname(image_path))
-        base = os.path.basename(image_path)[: -len(f"{IMAGE_SUFFIX}.png")]
-        label_path = os.path.join(raw, "gtFine", split, city, f"{base}{LABEL_SUFFIX}.png")
+        base = os.path.basename(image_path)[: -len(f"{IMAGE_SUFFIX}{ext}")]
+        label_path = os.path.join(root, "gtFine", split, city, f"{base}{LABEL_SUFFIX}{ext}")
         if not os.path.isfile(label_path):
             raise FileNotFoundError(f"no label {label_path!r} for image {image_path!r}")
         pairs.append((city, base, image_path, label_path))
+    return pairs
+
+
+def find_raw_pairs(raw: str, split: str) -> list[tuple[str, str, str, str]]:
+    """Raw Cityscapes PNG pairs of one official split (see `find_pairs`)."""
+    pairs = find_pairs(raw, split, ".png", " (from Cityscapes leftImg8bit_trainvaltest.zip)")
     if not pairs:
-        raise FileNotFoundError(f"no *{IMAGE_SUFFIX}.png files under {image_root!r}")
+        raise FileNotFoundError(
+            f"no *{IMAGE_SUFFIX}.png files under {os.path.join(raw, 'leftImg8bit', split)!r}")
     return pairs
 
 
