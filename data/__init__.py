@@ -1,4 +1,5 @@
-"""Datasets, transforms, synthetic generators and builders for LIDC and multimodal Cityscapes.
+"""Datasets, transforms, synthetic generators and builders: LIDC, multimodal Cityscapes and your
+own multi-annotator data in the folder layout (`data.folder`).
 
 `from data import build_dataloaders` is the engine's entry point. The names below are loaded
 lazily so that the builders (`python -m data.preprocess...`, `python -m data.synthetic`) start
@@ -15,6 +16,8 @@ _EXPORTS = {
     "seed_worker": "data.loaders",
     "LIDCDataset": "data.lidc",
     "CityscapesDataset": "data.cityscapes",
+    "FolderDataset": "data.folder_dataset",
+    "check_folder": "data.folder_check",
 }
 __all__ = list(_EXPORTS)
 

@@ -18,12 +18,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from data.cityscapes import CityscapesDataset
+from data.folder_dataset import FolderDataset
 from data.lidc import LIDCDataset
 from data.npy_folder import SPLITS
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("lidc", "cityscapes")
+DATASETS = ("lidc", "cityscapes", "folder")
 
 
 def seed_worker(worker_id: int) -> None:
@@ -45,21 +46,34 @@ def build_dataset(
     label_range=None,
     use_bbpred: bool = True,
     bbpred_channel: bool | None = None,
+    input_channels: int | None = None,
+    n_classes: int | None = None,
 ) -> Dataset:
     """Build one split's Dataset.
 
     Args:
-        dataset: 'lidc' or 'cityscapes' (synthetic sets use the same names).
+        dataset: 'lidc', 'cityscapes' (synthetic sets use the same names) or 'folder' (your
+            own data, `data.folder`).
         data_folder: dataset root holding `train/`, `val/`, `test/`.
         split: 'train', 'val' or 'test'.
-        label_range: LIDC training annotation indices (None = all); ignored for Cityscapes.
+        label_range: LIDC training annotation indices (None = all); ignored for Cityscapes;
+            must be None for 'folder' (raters vary per image).
         use_bbpred: Cityscapes: use the black-box prediction channel.
         bbpred_channel: Cityscapes: force the 4th channel on/off (None follows use_bbpred).
+        input_channels: 'folder': channels every image must have (None: any).
+        n_classes: 'folder': label values must lie in [0, n_classes) (None: unchecked).
 
     Returns:
-        An `LIDCDataset` or `CityscapesDataset`.
+        An `LIDCDataset`, `CityscapesDataset` or `FolderDataset`.
     """
     name = str(dataset).lower()
+    if name == "folder":
+        if label_range is not None:
+            raise ValueError(
+                "label_range selects LIDC annotation indices; with dataset 'folder' the raters "
+                "vary per image, so leave it None"
+            )
+        return FolderDataset(data_folder, split, input_channels=input_channels, n_classes=n_classes)
     if name == "lidc":
         return LIDCDataset(data_folder, split, label_range=label_range)
     if name == "cityscapes":
@@ -110,11 +124,13 @@ def build_dataloaders(
     seed: int = 0,
     splits: Sequence[str] = SPLITS,
     distributed: bool = False,
+    input_channels: int | None = None,
+    n_classes: int | None = None,
 ) -> dict[str, DataLoader]:
     """Build the DataLoaders of the requested splits.
 
     Args:
-        dataset: 'lidc' or 'cityscapes'.
+        dataset: 'lidc', 'cityscapes' or 'folder'.
         data_folder: dataset root holding `train/`, `val/`, `test/`.
         train_batch_size: batch size of the train loader.
         val_batch_size: batch size of the val loader.
@@ -127,10 +143,13 @@ def build_dataloaders(
         seed: seeds the train shuffling, DistributedSampler and worker seeds.
         splits: which of 'train', 'val', 'test' to build.
         distributed: use DistributedSampler (needs an initialised process group).
+        input_channels: 'folder': channels every image must have (None: any).
+        n_classes: 'folder': label values must lie in [0, n_classes) (None: unchecked).
 
     Returns:
         split -> DataLoader yielding (input (B, C_in, H, W) float32, labels (B, M, H, W) int64,
-        label_probs (B, M) float32).
+        label_probs (B, M) float32). 'folder' pads each split to its largest rater count with
+        zero-weight copies (`data.folder`).
     """
     sizes = {"train": train_batch_size, "val": val_batch_size, "test": test_batch_size}
     if num_w < 0:
@@ -148,6 +167,8 @@ def build_dataloaders(
             label_range=label_range,
             use_bbpred=use_bbpred,
             bbpred_channel=bbpred_channel,
+            input_channels=input_channels,
+            n_classes=n_classes,
         )
         loaders[split] = _make_loader(ds, split, int(sizes[split]), num_w, seed, distributed)
     return loaders

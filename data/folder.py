@@ -1,0 +1,270 @@
+"""Your own multi-annotator data: the generic folder dataset (`dataset = "folder"`).
+
+Layout, one folder per split (train, val, test):
+
+    ROOT/<split>/images/<id>.png|.jpg|.jpeg|.npy
+    ROOT/<split>/annotations/<id>/<rater>.png      (8-bit label maps holding class indices)
+
+- Images: PNG/JPEG (grey = 1 channel, RGB or palette = 3) or npy ((H, W), (H, W, C) or
+  (C, H, W) with C <= 4, channels-last tried first). Their channel count must equal the
+  config's `input_channels`. Every image is standardised on its own, (x - mean) / std over all
+  its pixels and channels (std taken as 1 for a constant image), as the LIDC loader does; this
+  makes 8-bit, 16-bit and float inputs alike, so no dataset statistics are needed.
+- Annotations: single-channel PNGs (mode L, P, 1 or 16-bit) of the image's size with values in
+  [0, n_classes); class 0 is the background the IoU cost leaves out. Any rater names, any
+  number of raters per image (at least one).
+- A varying rater count M_i is batched by padding every image to the split's largest M with
+  copies of its own annotations (annotation j % M_i) whose weight is 0; the real ones weigh
+  1 / M_i. Copies (not blank maps) keep the metrics' undefined-distance pattern unchanged, and
+  zero weights drop out of the GED, the ECE and the exact and nearest couplings; the greedy
+  coupling and the M-IoU matching must treat them as absent too (`tests/test_data_folder.py`
+  proves each of these: padded results equal unpadded ones).
+- Image size: any H, W >= 1 runs through the U-Net (ceil-mode pooling, upsampling to the skip
+  size); batching needs one size per split. Training with batch size 1 additionally needs a
+  bottleneck of more than one pixel (batch norm).
+- Training augmentation (train split, optional): LIDC's flips and +-10 degree rotation.
+
+`python -m data.folder check ROOT --n-classes C` lists every problem of a dataset (module
+`data.folder_check`); `python -m data.folder example OUT` writes an example dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from data.npy_folder import SPLITS
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".npy")
+ANNOTATION_EXT = ".png"
+CHECK_HINT = "python -m data.folder check {root} --n-classes C"
+# PIL modes read as one channel of numbers; P and colour modes are converted to RGB.
+_GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+_LABEL_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
+_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value ('img2' before 'img10')."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _pil_array(path: str, modes: tuple[str, ...] | None) -> np.ndarray:
+    """Decode an image file with PIL; `modes` restricts the accepted modes (None: any)."""
+    with Image.open(path) as img:
+        img.load()
+        if modes is not None and img.mode not in modes:
+            raise ValueError(
+                f"PNG mode {img.mode} is not a single-channel label map; save it as "
+                "an 8-bit grey (mode L) or palette (mode P) PNG of class indices"
+            )
+        if modes is None and img.mode not in _GREY_MODES + ("RGB", "RGBA", "LA"):
+            img = img.convert("RGBA" if img.mode == "PA" else "RGB")
+        return np.array(img)
+
+
+def _npy_image(path: str) -> np.ndarray:
+    """Load an npy image as (H, W, C)."""
+    array = np.load(path, allow_pickle=False)
+    if array.dtype.kind not in "buif":
+        raise ValueError(f"dtype {array.dtype} is not numeric")
+    if array.ndim == 2:
+        return array[..., None]
+    if array.ndim == 3 and array.shape[2] <= 4:
+        return array
+    if array.ndim == 3 and array.shape[0] <= 4:
+        return array.transpose(1, 2, 0)
+    raise ValueError(f"shape {array.shape} is not (H, W), (H, W, C) or (C, H, W) with C <= 4")
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file as it is stored (no standardisation).
+
+    Args:
+        path: a .png, .jpg, .jpeg or .npy file.
+
+    Returns:
+        (C, H, W) float32 array.
+
+    Raises:
+        ValueError: naming the file when it cannot be read or holds non-finite values.
+    """
+    try:
+        if path.lower().endswith(".npy"):
+            array = _npy_image(path)  # (H, W, C)
+        else:
+            array = _pil_array(path, None)
+            array = array[..., None] if array.ndim == 2 else array  # (H, W, C)
+    except _READ_ERRORS as err:
+        raise ValueError(f"{path}: unreadable image ({err})") from None
+    image = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)  # (C, H, W)
+    if image.shape[1] == 0 or image.shape[2] == 0:
+        raise ValueError(f"{path}: empty image of shape {array.shape}")
+    if not np.isfinite(image).all():
+        raise ValueError(f"{path}: holds NaN or infinite values")
+    return image
+
+
+def read_annotation(path: str) -> np.ndarray:
+    """Read an annotation PNG as a label map.
+
+    Args:
+        path: a single-channel .png file of class indices.
+
+    Returns:
+        (H, W) int64 array.
+
+    Raises:
+        ValueError: naming the file when it cannot be read or is not a single-channel map.
+    """
+    try:
+        return _pil_array(path, _LABEL_MODES).astype(np.int64)
+    except _READ_ERRORS as err:
+        raise ValueError(f"{path}: unreadable annotation ({err})") from None
+
+
+@dataclass
+class FolderItem:
+    """One image of a split: its id, image file and annotation files (sorted by rater)."""
+
+    id: str
+    image: str
+    annotations: list[str] = field(default_factory=list)
+
+
+def _listing(folder: str) -> list[str]:
+    """Visible entries of a folder (hidden files such as .DS_Store are skipped)."""
+    return sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=natural_key)
+
+
+def _images(folder: str, problems: list[str]) -> dict[str, str]:
+    """id -> image path; unsupported files and duplicate ids go to `problems`."""
+    images: dict[str, str] = {}
+    for name in _listing(folder):
+        path = os.path.join(folder, name)
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in IMAGE_EXTS or not os.path.isfile(path):
+            problems.append(f"{path}: not an image file (expected {'/'.join(IMAGE_EXTS)})")
+        elif stem in images:
+            problems.append(f"{path}: duplicate id {stem!r} (also {images[stem]})")
+        else:
+            images[stem] = path
+    return images
+
+
+def _annotations(folder: str, problems: list[str]) -> list[str]:
+    """Annotation PNGs of one image folder; other files go to `problems`."""
+    paths = []
+    for name in _listing(folder):
+        path = os.path.join(folder, name)
+        if name.lower().endswith(ANNOTATION_EXT) and os.path.isfile(path):
+            paths.append(path)
+        else:
+            problems.append(f"{path}: not an annotation (expected <rater>.png label maps)")
+    return paths
+
+
+def scan_split(root: str, split: str) -> tuple[list[FolderItem], list[str]]:
+    """List the items of one split without reading any file.
+
+    Args:
+        root: dataset root.
+        split: 'train', 'val' or 'test'.
+
+    Returns:
+        The usable items (an image with at least one annotation) in natural id order, and the
+        layout problems found, each naming its file or folder.
+    """
+    split_dir = os.path.join(root, split)
+    dirs = {kind: os.path.join(split_dir, kind) for kind in ("images", "annotations")}
+    missing = [d for d in dirs.values() if not os.path.isdir(d)]
+    if missing:
+        return [], [f"{d}: missing folder" for d in missing]
+    problems: list[str] = []
+    images = _images(dirs["images"], problems)
+    annotated = {}
+    for name in _listing(dirs["annotations"]):
+        path = os.path.join(dirs["annotations"], name)
+        if not os.path.isdir(path):
+            problems.append(f"{path}: not a folder (expected annotations/<id>/<rater>.png)")
+        elif name not in images:
+            problems.append(f"{path}: annotations of an image that does not exist")
+        else:
+            annotated[name] = _annotations(path, problems)
+    items = []
+    for image_id, path in images.items():
+        if not annotated.get(image_id):
+            where = os.path.join(dirs["annotations"], image_id)
+            problems.append(f"{path}: missing annotations (no {where}/<rater>.png)")
+        else:
+            items.append(FolderItem(image_id, path, annotated[image_id]))
+    if not images:
+        problems.append(f"{dirs['images']}: empty split (no images)")
+    return items, problems
+
+
+def __getattr__(name: str):
+    # FolderDataset needs torch; the checker and the example writer start without it.
+    if name == "FolderDataset":
+        from data.folder_dataset import FolderDataset
+
+        return FolderDataset
+    raise AttributeError(f"module 'data.folder' has no attribute {name!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `check ROOT --n-classes C [--input-channels N]` or `example OUT`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m data.folder",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate a dataset; lists every problem, exit 1 if any")
+    check.add_argument("root")
+    check.add_argument("--n-classes", type=int, required=True, help="C: labels lie in [0, C)")
+    check.add_argument(
+        "--input-channels",
+        type=int,
+        default=None,
+        help="channels every image must have (default: those of the first image)",
+    )
+    check.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    example = sub.add_parser("example", help="write an example dataset (synthetic LIDC blobs)")
+    example.add_argument("out")
+    example.add_argument("--train", type=int, default=2000)
+    example.add_argument("--val", type=int, default=200)
+    example.add_argument("--test", type=int, default=200)
+    example.add_argument("--size", type=int, default=32, help="image side")
+    example.add_argument("--seed", type=int, default=0)
+    example.add_argument("--overwrite", action="store_true", help="replace existing splits")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        from data.folder_check import run_check
+
+        sys.exit(run_check(args.root, args.n_classes, args.input_channels, args.splits))
+    from data.folder_example import write_example
+
+    try:
+        counts = write_example(
+            args.out,
+            args.train,
+            args.val,
+            args.test,
+            args.size,
+            args.seed,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+    sys.stdout.write(f"example dataset written to {args.out}: {counts}\n")
+
+
+if __name__ == "__main__":
+    main()
