@@ -21,8 +21,8 @@ except ModuleNotFoundError:
 from data import build_dataloaders
 from data.synthetic import make_lidc
 from models import MoSE
-from utils.metrics import StreamingECE, ged_miou, hard_labels
-from utils.ot_loss import OTLoss
+from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.loss.ot_loss import OTLoss
 
 
 def evaluate(model, x, y, v, autocast: bool, device: str) -> dict:

@@ -16,8 +16,8 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_metrics)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_metrics.py)
-from utils.metrics import ged_miou
-from utils.ot_loss import OTLoss
+from utils.evaluation.metrics import ged_miou
+from utils.loss.ot_loss import OTLoss
 
 
 def median_seconds(fn, repeats: int) -> float:

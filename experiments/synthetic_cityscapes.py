@@ -34,5 +34,4 @@ lr_schedule = "cosine"
 gamma_scheduler_options = dict(values=[1.0], milestones=[3])
 S_scheduler_options = dict(values=[2], milestones=[6])  # N = 70 from epoch 7: slower epochs
 G_scheduler_options = dict(values=[0.95, 0.925, 0.9], milestones=[7, 8, 9])  # grouping is costly
-max_train_minutes = 4.5
 test_after_training = True

@@ -23,5 +23,4 @@ test_batch_size = 50
 epochs = 16
 lr = 3e-3  # a small model on few epochs: a larger step, then
 lr_schedule = "cosine"  # a decay to the end of the short run (the plateau rule needs 10+ epochs)
-max_train_minutes = 4.0  # the whole demo (data, training, test) stays under 5 minutes
 test_after_training = True

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from data.cityscapes_labels import EVAL_CLASS_IDS, FLIP_PROBS, build_modes, mode_probabilities
-from utils import results
-from utils.calibration import ModeCalibration, flip_frequencies, mode_calibration
+from utils.evaluation import results
+from utils.evaluation.calibration import ModeCalibration, flip_frequencies, mode_calibration
 
 E = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
 A = [[1, 1, 0], [1, 1, 0], [0, 0, 0]]  # 4 pixels

@@ -7,7 +7,7 @@ import torch
 
 from models import MoSE
 from tests.helpers import FORWARD_LIDC_KWARGS, FORWARD_WEIGHTS
-from utils.checkpoint import load_model_weights, read_state_dict, save_checkpoint
+from utils.runtime.checkpoint import load_model_weights, read_state_dict, save_checkpoint
 
 
 def test_authors_file_loads_strictly_and_round_trips(tmp_path):
@@ -53,7 +53,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path):
         f.write(b"partial")
         raise KeyboardInterrupt
 
-    with mock.patch("utils.checkpoint.torch.save", side_effect=crash):
+    with mock.patch("utils.runtime.checkpoint.torch.save", side_effect=crash):
         with pytest.raises(KeyboardInterrupt):
             save_checkpoint({"w": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))

@@ -1,10 +1,12 @@
 """Config loading: defaults, files, --set overrides, derived settings and clear errors."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
-from utils.config import DEFAULTS, Config, ConfigError, load_config, parse_override
+from utils.config.config import DEFAULTS, Config, ConfigError, load_config, parse_override
 
 
 def write_config(tmp_path, text: str) -> str:
@@ -22,7 +24,7 @@ def test_defaults_resolve_to_the_paper_lidc_setting():
 
 
 def test_every_default_has_a_comment():
-    source = open("utils/config.py").read()
+    source = open("utils/config/config.py").read()
     block = source[source.index("DEFAULTS: Dict"):source.index("# Settings whose accepted")]
     for name in DEFAULTS:
         line = next(ln for ln in block.splitlines() if re.match(rf"\s+{name}=", ln))
@@ -134,3 +136,16 @@ def test_attribute_access_suggests():
     cfg = load_config()
     with pytest.raises(AttributeError, match="did you mean 'num_expert'"):
         cfg.num_experts  # noqa: B018
+
+
+def test_help_and_config_errors_do_not_import_torch():
+    # a fast start: `--help` and a mistyped setting answer before any heavy import
+    code = ("import sys, main\n"
+            "from utils.config.config import ConfigError, load_config\n"
+            "load_config('experiments/synthetic_lidc.py', ['lr=5e-4'])\n"
+            "try:\n    main.main(['experiments/synthetic_lidc.py', '--set', 'lrr=1'])\n"
+            "except ConfigError:\n    pass\n"
+            "heavy = [m for m in ('torch', 'torchvision', 'numpy', 'matplotlib')\n"
+            "         if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,10 +13,11 @@ from torch import nn
 
 import main
 from data.synthetic import make_lidc
-from utils import distributed
-from utils.checkpoint import load_model_weights
-from utils.config import load_config
-from utils.distributed import EvalBatchSampler, batch_generator
+from utils import build
+from utils.config.config import load_config
+from utils.runtime import distributed
+from utils.runtime.checkpoint import load_model_weights
+from utils.runtime.distributed import EvalBatchSampler, batch_generator
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # the `torchrun` command
 
@@ -59,7 +60,7 @@ def test_single_process_helpers_are_no_ops():
 
 
 def test_sync_bn_switches_to_the_plain_head_and_needs_cuda(monkeypatch):
-    model = main.build_model(load_config(None, ["num_filters=[4, 8]"]))
+    model = build.build_model(load_config(None, ["num_filters=[4, 8]"]))
     assert model.fast_head
     converted = distributed.convert_sync_bn(model)
     assert not converted.fast_head
@@ -104,7 +105,7 @@ def test_two_gloo_processes_train_one_epoch_then_resume(tmp_path):
     for name in ("synthetic_lidc_best_ged.pth", "synthetic_lidc_last.pth"):
         weights = torch.load(run / name, weights_only=True)
         assert not any(k.startswith("module.") for k in weights)  # saved unwrapped
-        load_model_weights(main.build_model(load_config(None, ["num_filters=[4, 8]"])), weights)
+        load_model_weights(build.build_model(load_config(None, ["num_filters=[4, 8]"])), weights)
     state = torch.load(run / "synthetic_lidc_resume.pth", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["progress"]["epoch"] == 1
     assert not torch.equal(state["rng"][0]["latent"], state["rng"][1]["latent"])  # seed + rank
@@ -119,7 +120,7 @@ def test_one_and_two_processes_evaluate_alike(tmp_path):
     cfg = load_config(None, ["num_filters=[4, 8]", "sample_per_mode=2"])
     ckpt = tmp_path / "weights.pth"
     torch.manual_seed(3)
-    torch.save(main.build_model(cfg).state_dict(), ckpt)
+    torch.save(build.build_model(cfg).state_dict(), ckpt)
     # 5 test images in batches of 2 + 2 + 1: rank 0 takes batches 0 and 2, rank 1 batch 1
     args = tiny_args(tmp_path, "--demo", "test", "--ckpt", str(ckpt))
     torchrun(2, args)

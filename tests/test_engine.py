@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import main
 from data.synthetic import make_lidc
-from utils.config import load_config
-from utils.engine import train_one_epoch
-from utils.schedulers import LossMonitor
+from utils import build
+from utils.config.config import load_config
+from utils.training.engine import train_one_epoch
+from utils.training.schedulers import LossMonitor
 
 REFERENCE_WEIGHTS = Path("tests/data/forward_lidc_state_dict.pth")
 # the size of the model whose weights are in REFERENCE_WEIGHTS (authors' key names)
@@ -57,6 +58,26 @@ def test_two_step_training_run_then_test(tmp_path):
     again = main.main(["experiments/synthetic_lidc.py", "--demo", "test", *tiny_run(tmp_path)])
     for key in ("ged", "miou", "ece", "true_ged", "mode_mass_error"):
         assert again[key] == results[key], key
+
+
+def test_the_same_command_twice_gives_the_same_results_file(tmp_path):
+    # no clock in the result: a fixed number of epochs and seeded sampling, so two runs of one
+    # command on one machine write identical results (paths aside)
+    files = []
+    for name in ("first", "second"):
+        args = tiny_run(tmp_path, "--set", f"experiment_name={name}", "--set", "epochs=2",
+                        "--set", "test_after_training=True", "--set", "num_figures=0")
+        main.main(["experiments/synthetic_lidc.py", *args])
+        run = tmp_path / "log" / "synthetic" / name
+        result = json.loads((run / "test" / "results_compact_S2.json").read_text())
+        for key in ("checkpoint", "config"):
+            result.pop(key)
+        files.append(result)
+        assert (run / f"{name}_last.pth").is_file()
+    assert files[0] == files[1]
+    last = [torch.load(tmp_path / "log" / "synthetic" / n / f"{n}_last.pth", weights_only=True)
+            for n in ("first", "second")]
+    assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
 
 
 def test_demo_on_authors_checkpoint_layout(tmp_path):
@@ -120,7 +141,7 @@ def test_cuda_requested_without_gpu(tmp_path):
 
 def test_a_passed_deadline_ends_the_epoch_after_one_step():
     cfg = load_config("experiments/synthetic_lidc.py", ["num_filters=[4, 8]", "latent_dim=1"])
-    model, loss_fn = main.build_model(cfg), main.build_loss(cfg)
+    model, loss_fn = build.build_model(cfg), build.build_loss(cfg)
     data = TensorDataset(torch.randn(6, 1, 8, 8), torch.randint(0, 2, (6, 4, 8, 8)),
                          torch.full((6, 4), 0.25))
     loader = DataLoader(data, batch_size=2)

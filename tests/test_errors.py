@@ -12,7 +12,9 @@ import torch
 import main
 from data.synthetic import make_lidc
 from tests.helpers import FORWARD_WEIGHTS
-from utils.ot_loss import OTLoss
+from utils.evaluation import run as evaluation_run
+from utils.loss.ot_loss import OTLoss
+from utils.training import trainer
 
 
 def cli_error(monkeypatch, *argv: str) -> str:
@@ -117,22 +119,29 @@ def test_checkpoint_that_does_not_fit_names_key_and_shapes(monkeypatch, tmp_path
 def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(monkeypatch, tmp_path, data):
     run = tmp_path / "log" / "synthetic" / "synthetic_lidc"
     best, calls, snapshot = run / "synthetic_lidc_best_ged.pth", [], {}
-    forward, train_one_epoch = OTLoss.forward, main.train_one_epoch
+    forward, evaluate, train_one_epoch = OTLoss.forward, trainer.evaluate, trainer.train_one_epoch
 
     def nan_at_sixth_step(self, *args, **kwargs):
         calls.append(1)
         loss, seg, kl = forward(self, *args, **kwargs)
         return (loss * float("nan") if len(calls) == 6 else loss), seg, kl
 
+    def worse_after_epoch_0(*args, **kwargs):
+        # the validation outcome is forced, not hoped for: epoch 0 is the best, epoch 1 is worse,
+        # so the best checkpoint on disk must stay the one written before training
+        results = evaluate(*args, **kwargs)
+        return dict(results, ged=0.5 if "best" not in snapshot else 0.9)
+
     def epoch_with_snapshot(*args, **kwargs):
-        snapshot.setdefault("best", best.read_bytes())  # before epoch 2 (the first is 1)
+        snapshot.setdefault("best", best.read_bytes())  # after the epoch-0 validation
         return train_one_epoch(*args, **kwargs)
 
     monkeypatch.setattr(OTLoss, "forward", nan_at_sixth_step)
     message = cli_error(monkeypatch, *tiny(tmp_path))  # 4 steps per epoch: epoch 2, step 1
     assert message == ("error: non-finite training loss (nan) at epoch 2, step 1; try a lower lr "
                        "or check the data")
-    monkeypatch.setattr(main, "train_one_epoch", epoch_with_snapshot)
+    monkeypatch.setattr(trainer, "evaluate", worse_after_epoch_0)
+    monkeypatch.setattr(trainer, "train_one_epoch", epoch_with_snapshot)
     calls.clear()
     cli_error(monkeypatch, *tiny(tmp_path))
     assert best.read_bytes() == snapshot["best"] and not (run / "synthetic_lidc_last.pth").exists()
@@ -155,14 +164,14 @@ def test_out_of_memory_suggests_a_smaller_batch_and_never_retries(monkeypatch, t
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\n"
                                           "GPU 0 has a total capacity of 79 GiB")
 
-    monkeypatch.setattr(main, "train_one_epoch", out_of_memory)
+    monkeypatch.setattr(trainer, "train_one_epoch", out_of_memory)
     message = cli_error(monkeypatch, *tiny(tmp_path, "--set", "train_batch_size=4"))
     assert message.startswith("error: CUDA out of memory with train_batch_size=4, "
                               "val_batch_size=2: use a smaller batch, e.g. --set "
                               "train_batch_size=2")
     assert message.endswith("the batch size is never lowered automatically")
     assert len(calls) == 1  # no silent retry with a smaller batch
-    monkeypatch.setattr(main, "evaluate", out_of_memory)  # --demo: the best of epoch 0
+    monkeypatch.setattr(evaluation_run, "evaluate", out_of_memory)  # --demo: epoch 0's best
     message = cli_error(monkeypatch, *tiny(tmp_path, "--demo", "test"))
     assert "CUDA out of memory with test_batch_size=2: use a smaller batch, e.g. --set " \
            "test_batch_size=1;" in message

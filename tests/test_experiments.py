@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from main import build_loss, build_model
-from utils.config import load_config
+from utils.build import build_loss, build_model
+from utils.config.config import load_config
 
 CONFIGS = sorted(str(p) for p in Path("experiments").glob("*.py"))
 PAPER = ("lidc_proposed", "lidc_proposed_1annot", "cityscapes_proposed")

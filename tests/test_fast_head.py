@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models import MoSE
-from utils.ot_loss import OTLoss
+from utils.loss.ot_loss import OTLoss
 
 
 def pair(**overrides):

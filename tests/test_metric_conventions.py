@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from utils.metrics import ged_miou
+from utils.evaluation.metrics import ged_miou
 
 E = [[0, 0], [0, 0]]  # empty mask
 A = [[1, 0], [0, 0]]  # one foreground pixel

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from utils.metrics import StreamingECE, ged_miou, hard_labels, pairwise_distance
+from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels, pairwise_distance
 
 IDS = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]
 

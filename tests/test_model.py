@@ -8,7 +8,7 @@ import torch
 from models import MoSE
 from models.experts import binary_codes, sample_standard
 from models.mose import mask_void
-from utils.ot_loss import OTLoss
+from utils.loss.ot_loss import OTLoss
 
 
 def tiny(**overrides) -> MoSE:

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linprog
 
-from utils.ot_cost import ce_cost, iou_cost
-from utils.ot_coupling import exact_coupling, greedy_coupling, nearest_coupling
-from utils.ot_loss import OTLoss, expert_groups, kl_term
+from utils.loss.ot_cost import ce_cost, iou_cost
+from utils.loss.ot_coupling import exact_coupling, greedy_coupling, nearest_coupling
+from utils.loss.ot_loss import OTLoss, expert_groups, kl_term
 
 
 def loop_greedy(cost: np.ndarray, v: np.ndarray, gamma: float) -> np.ndarray:

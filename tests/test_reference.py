@@ -14,9 +14,9 @@ from tests.helpers import (
     read_key_table,
     trainable_count_from_header,
 )
-from utils.checkpoint import load_model_weights
-from utils.metrics import ged_miou
-from utils.ot_loss import OTLoss
+from utils.evaluation.metrics import ged_miou
+from utils.loss.ot_loss import OTLoss
+from utils.runtime.checkpoint import load_model_weights
 
 RTOL = 1e-5
 

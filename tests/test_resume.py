@@ -4,6 +4,7 @@ an interrupted checkpoint write leaves the previous best / last files intact."""
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import torch
 
 import main
 from data.synthetic import make_lidc
-from utils.resume import restore_rng, rng_state, trim_metrics
+from utils.training import trainer
+from utils.training.resume import restore_rng, rng_state, trim_metrics
 
 
 class Killed(Exception):
@@ -84,9 +86,33 @@ def test_killed_mid_epoch_resumes_bit_identical(data, tmp_path, monkeypatch):
         0.0015]  # the plateau rule halved the learning rate after epoch 3
 
 
-def test_resume_without_a_state_says_what_to_do(data, tmp_path):
-    with pytest.raises(FileNotFoundError, match="has not completed an epoch; start it without"):
-        main.main(run_args(data, tmp_path, "fresh", "--resume"))
+def test_resume_without_a_state_starts_from_scratch(data, tmp_path):
+    # a job script for a preemptible cluster can always pass --resume (detectron2's convention)
+    main.main(run_args(data, tmp_path, "fresh", "--resume"))
+    main.main(run_args(data, tmp_path, "straight"))
+    fresh, straight = (tmp_path / "log" / "synthetic" / name for name in ("fresh", "straight"))
+    assert "no resume state" in (fresh / "log.txt").read_text()
+    assert (fresh / "fresh_last.pth").read_bytes() == (straight / "straight_last.pth").read_bytes()
+
+
+def test_ctrl_c_ends_with_one_line_and_keeps_the_last_epoch(data, tmp_path, monkeypatch):
+    original, calls = trainer.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupted_in_epoch_2)
+    monkeypatch.setattr(sys, "argv", ["main.py", *run_args(data, tmp_path, "stopped")])
+    with pytest.raises(SystemExit) as info:
+        main.cli()
+    assert info.value.code == ("interrupted: the state of the last completed epoch is kept; "
+                               "continue the run with --resume")
+    state = torch.load(tmp_path / "log" / "synthetic" / "stopped" / "stopped_resume.pth",
+                       weights_only=True)
+    assert state["progress"]["epoch"] == 1
 
 
 def test_random_states_round_trip():
@@ -118,7 +144,7 @@ def test_interrupted_save_keeps_best_and_last(data, tmp_path, monkeypatch):
         f.write(b"partial")
         raise Killed
 
-    monkeypatch.setattr("utils.checkpoint.torch.save", crash)
+    monkeypatch.setattr("utils.runtime.checkpoint.torch.save", crash)
     with pytest.raises(Killed):  # a new run: its first save (best, after validation) dies
         main.main(run_args(data, tmp_path, "saved", "--set", "epochs=1"))
     for name, content in files.items():

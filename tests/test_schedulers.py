@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from main import planned_epochs
-from utils.config import load_config
-from utils.schedulers import CosineLR, LossMonitor, ParamScheduler, TrainingParamSchedulers
+from utils.config.config import load_config
+from utils.training.schedulers import CosineLR, LossMonitor, ParamScheduler, TrainingParamSchedulers
+from utils.training.trainer import planned_epochs
 
 
 def steps_until_move(scheduler: ParamScheduler, metrics) -> int:

@@ -6,10 +6,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from models import MoSE
-from utils.config import Config
-from utils.metrics import ged_miou, hard_labels
-from utils.seed import make_generator
-from utils.sweep import SWEEP_COUNTS, bootstrap_ci, compact_sizes, sample_count_sweep, sampling
+from utils.config.config import Config
+from utils.evaluation.metrics import ged_miou, hard_labels
+from utils.evaluation.sweep import (
+    SWEEP_COUNTS,
+    bootstrap_ci,
+    compact_sizes,
+    sample_count_sweep,
+    sampling,
+)
+from utils.runtime.seed import make_generator
 
 CFG = Config(n_classes=2, eval_class_ids=[1], masked_pred=False, eval_seed=0,
              empty_distance="zero", matching="hungarian")

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import main
-from utils.metrics import StreamingECE
-from utils.visualize import (
+from utils import build
+from utils.evaluation.metrics import StreamingECE
+from utils.evaluation.visualize import (
     CITYSCAPES_PALETTE,
     calibration_figure,
     colorize,
@@ -35,7 +36,7 @@ def read_png(path):
 
 
 def test_importing_the_module_needs_no_matplotlib():
-    code = "import sys, utils.visualize; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, utils.evaluation.visualize; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -147,13 +148,13 @@ def test_demo_test_writes_figures_calibration_and_sweep(tmp_path):
 
 def test_tensorboard_sample_grid(tmp_path):
     from data import build_dataloaders
-    from utils.config import load_config
-    from utils.report import tensorboard_sample_grid
+    from utils.config.config import load_config
+    from utils.evaluation.report import tensorboard_sample_grid
 
     cfg = load_config("experiments/synthetic_lidc.py", tiny_run(tmp_path)[3::2])
-    main.prepare_data(cfg)
+    build.prepare_data(cfg)
     loader = build_dataloaders("lidc", cfg.data_folder, splits=("val",))["val"]
-    model = main.build_model(cfg).train()
+    model = build.build_model(cfg).train()
     writer = FakeWriter()
     tensorboard_sample_grid(writer, model, loader, cfg, torch.device("cpu"), step=3)
     assert model.training and len(writer.figures) == 1

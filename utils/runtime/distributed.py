@@ -5,11 +5,11 @@ RANK, LOCAL_RANK and WORLD_SIZE, and `setup` joins them into one process group: 
 (rank r of a node uses GPU LOCAL_RANK), gloo on CPUs. Without torchrun every helper here is a
 no-op for a single process, so the same code path serves both.
 
-Training shards the shuffled training set with a `DistributedSampler` (`data.loaders`); each
-rank's `train_batch_size` images make up 1/G of a step's global batch. Evaluation shards whole
-batches instead (`EvalBatchSampler`): batch j of the unsharded, in-order split goes to rank
-j % G, nothing is padded or repeated, and the per-batch results are gathered and combined in
-batch order (`utils.engine.evaluate`). Each batch draws its samples from a generator seeded by
+Training shards the shuffled training set with a `DistributedSampler` (`data.loaders`); each rank's
+`train_batch_size` images make up 1/G of a step's global batch. Evaluation shards whole batches
+instead (`EvalBatchSampler`): batch j of the unsharded, in-order split goes to rank j % G, nothing
+is padded or repeated, and the per-batch results are gathered and combined in batch order
+(`utils.evaluation.loop.evaluate`). Each batch draws its samples from a generator seeded by
 (eval_seed, j) (`batch_generator`), so GED, M-IoU and ECE equal a single-process run's.
 """
 

@@ -11,9 +11,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-import torch
-
-from utils.config import ConfigError
+from utils.config.config import ConfigError
 
 
 class OutOfMemory(RuntimeError):
@@ -49,6 +47,8 @@ def out_of_memory_hint(cfg: Any, demo: Optional[str] = None) -> Iterator[None]:
         cfg: the run's settings.
         demo: the evaluated split with --demo, None for training.
     """
+    import torch  # lazily: checking a config must not wait for torch
+
     try:
         yield
     except torch.cuda.OutOfMemoryError as err:

@@ -1,15 +1,15 @@
 """Exact resume of a training run from its own folder: `<experiment_name>_resume.pth`.
 
-Written atomically (`utils.checkpoint.save_checkpoint`) at the end of every epoch, it holds what
-the next epoch depends on: the model weights (unwrapped, no `module.` prefix), the optimizer,
-the learning-rate scheduler, the gamma / S / G schedulers with their counters, the loss monitor
-with its running means, the epoch, the best validation GED, the planned number of epochs, the
-training time so far, and every rank's random states (python, numpy, torch CPU and CUDA, the
-training DataLoader's generator, which fixes the data order and worker seeds, and the latent
-sampling generator). Everything is stored as tensors and plain Python values, so the file loads
-with `torch.load(weights_only=True)`. A run killed during an epoch resumes from the end of the
-last completed one; on a CPU with the same settings the resumed run is bit-identical to an
-uninterrupted one.
+Written atomically (`utils.runtime.checkpoint.save_checkpoint`) at the end of every epoch, it holds
+what the next epoch depends on: the model weights (unwrapped, no `module.` prefix), the optimizer,
+the learning-rate scheduler, the gamma / S / G schedulers with their counters, the loss monitor with
+its running means, the epoch, the best validation GED, the planned number of epochs, the training
+time so far, and every rank's random states (python, numpy, torch CPU and CUDA, the training
+DataLoader's generator, which fixes the data order and worker seeds, and the latent sampling
+generator). Everything is stored as tensors and plain Python values, so the file loads with
+`torch.load(weights_only=True)`. A run killed during an epoch resumes from the end of the last
+completed one; on a CPU with the same settings the resumed run is bit-identical to an uninterrupted
+one.
 """
 
 import json
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.checkpoint import load_model_weights, save_checkpoint
-from utils.distributed import gather_objects, is_main, rank, unwrap, world_size
+from utils.runtime.checkpoint import load_model_weights, save_checkpoint
+from utils.runtime.distributed import gather_objects, is_main, rank, unwrap, world_size
 
 logger = logging.getLogger("mose")
 

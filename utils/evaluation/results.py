@@ -7,7 +7,7 @@ how close a model gets to them:
 - the mode-mass error: every sample is assigned to its nearest true mode by the metric distance
   (1 - IoU over the evaluated classes), the sample weights are summed per mode, and the mean
   absolute difference to the true probabilities over the modes of an image is reported
-  (identical modes merged first; the one implementation is `utils.calibration`).
+  (identical modes merged first; the one implementation is `utils.evaluation.calibration`).
 """
 
 import math
@@ -15,8 +15,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from utils.calibration import mode_mass_error
-from utils.metrics import ged_miou
+from utils.evaluation.calibration import mode_mass_error
+from utils.evaluation.metrics import ged_miou
 
 
 def true_modes_batch(dataset: Any, start: int, batch_size: int,

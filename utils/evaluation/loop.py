@@ -1,81 +1,22 @@
-"""Training and evaluation loops over one pass of a DataLoader; each returns a plain dict."""
+"""The evaluation loop: GED, M-IoU and ECE of a model's predictive distribution over a loader."""
 
 import math
-import time
 from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler
 from tqdm import tqdm
 
-from utils.distributed import average_across_ranks, batch_generator, batch_positions, gather_objects
-from utils.metrics import StreamingECE, ged_miou, hard_labels
-from utils.results import true_modes_batch, truth_batch_stats
-from utils.schedulers import LossMonitor
+from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.evaluation.results import true_modes_batch, truth_batch_stats
+from utils.runtime.distributed import batch_generator, batch_positions, gather_objects
 
 
-def _to(batch: Any, device: torch.device) -> tuple:
+def to_device(batch: Any, device: torch.device) -> tuple:
+    """(x, labels, label_probs) of a loader batch, on `device`."""
     x, labels, label_probs = batch
     return x.to(device), labels.to(device), label_probs.to(device)
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
-                    optimizer: torch.optim.Optimizer, monitor: LossMonitor, device: torch.device,
-                    masked_pred: bool = False, generator: Optional[torch.Generator] = None,
-                    epoch: int = 0, deadline: Optional[float] = None) -> Dict[str, float]:
-    """One epoch of MoSE training with the OT loss (cut short at `deadline`).
-
-    Args:
-        model: MoSE (its current `sample_per_mode` sets S).
-        loader: yields (x (B, C_in, H, W), labels (B, M, H, W) int64, label_probs (B, M)).
-        loss_fn: `OTLoss`; its `gamma` and `G` are whatever the schedulers set.
-        optimizer: the optimiser.
-        monitor: accumulates the losses (epoch and running means).
-        device: where to compute.
-        masked_pred: pass the labels to the model so it masks void pixels.
-        generator: generator for the latent sampling (None: torch's global one).
-        epoch: epoch number, for the progress bar and error messages.
-        deadline: a `time.time()` after which no further step starts (all ranks stop together);
-            None: the whole epoch.
-    Returns:
-        dict: epoch means `loss`, `seg`, `kl`; running means `running_loss`, `running_kl`;
-        `steps`; `cut_short` (the deadline ended the epoch).
-    """
-    model.train()
-    monitor.start_epoch()
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)  # a new shuffle every epoch, the same on every rank
-    mose = getattr(model, "module", model)  # the MoSE inside a DDP wrapper
-    for step, batch in enumerate(tqdm(loader, desc=f"train {epoch}", leave=False, disable=None)):
-        x, labels, label_probs = _to(batch, device)
-        out = model(x, label=labels if masked_pred else None, generator=generator)
-        sample_shape = (mose.num_expert, mose.sample_per_mode)  # (K, S)
-        loss, seg, kl = loss_fn(labels, out["pred"], out["weights"], label_probs,
-                                sample_shape=sample_shape)
-        late = float(deadline is not None and time.time() > deadline)
-        # DDP: every rank monitors (and stops on) the mean over ranks, so schedulers agree
-        shared = average_across_ranks(torch.cat([torch.stack([loss, seg, kl]).detach(),
-                                                 loss.new_tensor([late])]))  # (4,)
-        losses, cut_short = shared[:3], bool(shared[3] > 0)
-        if not torch.isfinite(losses[0]):
-            raise FloatingPointError(
-                f"non-finite training loss ({losses[0].item()}) at epoch {epoch}, step {step}; "
-                "try a lower lr or check the data"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        mean_loss, mean_seg, mean_kl = losses.tolist()
-        monitor.update(loss=mean_loss, seg=mean_seg, kl=mean_kl)
-        if cut_short:
-            break
-    if monitor.epoch_count == 0:
-        raise ValueError("the training loader yielded no batch: is train_batch_size larger than "
-                         "the training set (the last incomplete batch is dropped)?")
-    return dict(loss=monitor.epoch("loss"), seg=monitor.epoch("seg"), kl=monitor.epoch("kl"),
-                running_loss=monitor.running("loss"), running_kl=monitor.running("kl"),
-                steps=monitor.epoch_count, cut_short=monitor.epoch_count < len(loader))
 
 
 def _nanmean(values: list) -> float:
@@ -109,7 +50,7 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.devic
         dict with `ged`, `miou`, `ece` (fraction), `num_images`, `representation`,
         `num_samples`, `ece_bins` (`StreamingECE.bins()`, for the reliability diagram), and
         when available `true_ged`, `ged_ratio`, `mode_mass_error`. Under DDP, with the loader
-        from `utils.distributed.shard_eval_loader`, every rank returns the results over the
+        from `utils.runtime.distributed.shard_eval_loader`, every rank returns the results over the
         whole split, each image counted once (per-batch results gathered, combined in order).
     """
     model.eval()
@@ -117,7 +58,7 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.devic
     records = []
     for batch, (j, start) in zip(tqdm(loader, desc=desc, leave=False, disable=None),
                                  batch_positions(loader)):
-        x, labels, label_probs = _to(batch, device)
+        x, labels, label_probs = to_device(batch, device)
         gen = generator if generator is not None else batch_generator(cfg.eval_seed, j, device)
         out = model(x, label=labels if cfg.masked_pred else None, generator=gen)
         true = true_modes_batch(loader.dataset, start, x.shape[0], device) if use_truth else None

@@ -8,13 +8,10 @@ Every unknown or mistyped name is an error that names the closest valid setting.
 
 import ast
 import difflib
-import inspect
 import runpy
 import types
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
-
-import torch
 
 # The defaults are the paper's LIDC setting (MoSE, ICLR 2023); other configs override them.
 DEFAULTS: Dict[str, Any] = dict(
@@ -25,8 +22,8 @@ DEFAULTS: Dict[str, Any] = dict(
     run_root="runs",  # TensorBoard root; events go to <run_root>/<log_dir_name>/<experiment_name>
     seed=0,  # seeds python, numpy, torch and the DataLoader workers
     eval_seed=0,  # evaluation sampling: batch j draws from a generator seeded by (eval_seed, j),
-    # so GED repeats exactly and does not depend on the number of processes (utils/distributed.py)
-    cpu_malloc_reuse=True,  # on CPU, keep freed memory for reuse (utils/cpu_memory.py; faster)
+    # so GED repeats exactly and is independent of the process count (utils/runtime/distributed.py)
+    cpu_malloc_reuse=True,  # on CPU, keep freed memory (utils/runtime/cpu_memory.py; faster)
     device="auto",  # 'auto' (cuda if available), 'cpu' or 'cuda'; --device overrides
     sync_bn=False,  # torchrun on GPUs: SyncBatchNorm (statistics over all processes); the head
     # then runs as plain modules (fast_head is bypassed: it normalises outside the BN modules)
@@ -83,7 +80,7 @@ DEFAULTS: Dict[str, Any] = dict(
     # would end past it, one still running at the deadline stops after its current step (with
     # lr_schedule='cosine' the decay is compressed to the epochs that fit)
     test_after_training=False,  # evaluate the best checkpoint on the test split after training
-    # --- evaluation: metric conventions and extra outputs (utils/report.py) ---
+    # --- evaluation: metric conventions and extra outputs (utils/evaluation/report.py) ---
     empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)
     # or the pair is undefined and left out ('skip'); README: comparing LIDC numbers
     matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or
@@ -302,10 +299,16 @@ def _check_param_scheduler(cfg: Config, name: str, value_type: type) -> None:
         raise ConfigError(f"{name}: 'patience' must be an int >= 0, got {patience!r}")
 
 
+# keyword arguments of torch.optim.lr_scheduler.ReduceLROnPlateau (listed here: checking a config
+# must not import torch, so that a mistyped setting is reported at once)
+PLATEAU_ARGUMENTS = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown",
+                     "min_lr", "eps")
+
+
 def _check_plateau_options(options: dict) -> None:
-    valid = [p for p in inspect.signature(torch.optim.lr_scheduler.ReduceLROnPlateau).parameters]
+    valid = PLATEAU_ARGUMENTS
     for key in options:
-        if key == "optimizer" or key not in valid:
+        if key not in valid:
             raise ConfigError(
                 f"scheduler_options: {key!r} is not a ReduceLROnPlateau argument"
                 f"{_suggest(key, valid)}"

@@ -3,8 +3,9 @@
 - `figures/sample_grid_<i>.png` for the first `num_figures` images (compact representation):
   input, annotations with their probabilities, expert samples with their weights, predicted
   marginal and entropy; `figures/reliability_<tag>.png` from the evaluation's ECE bins;
-- `mode_calibration.json` / `.png` where the dataset knows its true modes (`utils.calibration`);
-- `sweep.json` / `.png` with `sweep=True` (`utils.sweep`).
+- `mode_calibration.json` / `.png` where the dataset knows its true modes
+  (`utils.evaluation.calibration`);
+- `sweep.json` / `.png` with `sweep=True` (`utils.evaluation.sweep`).
 
 Also the validation-time TensorBoard sample grid of the training loop.
 """
@@ -16,13 +17,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 
-from utils.calibration import ModeCalibration
-from utils.logger import logger, write_json
-from utils.metrics import hard_labels
-from utils.results import true_modes_batch
-from utils.seed import make_generator
-from utils.sweep import sample_count_sweep, sampling
-from utils.visualize import (
+from utils.evaluation.calibration import ModeCalibration
+from utils.evaluation.metrics import hard_labels
+from utils.evaluation.results import true_modes_batch
+from utils.evaluation.sweep import sample_count_sweep, sampling
+from utils.evaluation.visualize import (
     calibration_figure,
     predictive_maps,
     reliability_figure,
@@ -30,6 +29,8 @@ from utils.visualize import (
     save_figure,
     sweep_figure,
 )
+from utils.runtime.logger import logger, write_json
+from utils.runtime.seed import make_generator
 
 
 def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor,
@@ -109,7 +110,7 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
         cfg: the run's settings.
         device: where to compute.
         out_dir: `<run>/<split>`.
-        results: `utils.engine.evaluate` output (`ece_bins`, `tag`, `split` are used).
+        results: `utils.training.engine.evaluate` output (`ece_bins`, `tag`, `split` are used).
 
     Returns:
         dict of the headline figures written: `mode_mae`, `mode_tv` (with a truth), `sweep`.

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils.metrics import hard_labels, pairwise_distance, scores_from_distances
+from utils.evaluation.metrics import hard_labels, pairwise_distance, scores_from_distances
 
 SWEEP_COUNTS = (1, 4, 16, 32, 100)
 # Bootstrap resample indices drawn at once: bounds memory for large splits.

@@ -266,7 +266,7 @@ def sweep_figure(sweep: Dict[str, Any], title: str = "") -> Any:
     """GED and M-IoU against the number of samples, with the 95% bootstrap intervals.
 
     Args:
-        sweep: `utils.sweep.sample_count_sweep` output.
+        sweep: `utils.evaluation.sweep.sample_count_sweep` output.
         title: figure title.
 
     Returns:
@@ -308,7 +308,7 @@ def calibration_figure(summary: Dict[str, Any], title: str = "", max_ranks: int 
     and (Cityscapes) predicted vs true flip frequency per class.
 
     Args:
-        summary: `utils.calibration.ModeCalibration.summary()`.
+        summary: `utils.evaluation.calibration.ModeCalibration.summary()`.
         title: figure title.
         max_ranks: most likely modes shown in the first panel.
 

@@ -1,14 +1,14 @@
 """Mode calibration: how well the predicted mixture weights match a known true distribution.
 
-Where the true label distribution of an image is known (the synthetic sets; real Cityscapes,
-whose 32 flip modes have known probabilities), every sample is assigned to its nearest true
-mode by the metric distance (1 − IoU over the evaluated classes, `utils.metrics`), and the
-sample weights are summed per mode. Identical true modes (e.g. Cityscapes modes that differ only
-by flipping a class absent from the image) are merged first, their probabilities summed, so a
-perfect model scores 0. Per image we report the mean absolute error over the distinct modes
-(`mode_mass_error`, also computed during evaluation by `utils.engine`) and the total variation
-½ Σ |predicted − true|; for Cityscapes also the predicted and true flip frequency of each of the
-five flippable classes, over the images where the class occurs.
+Where the true label distribution of an image is known (the synthetic sets; real Cityscapes, whose
+32 flip modes have known probabilities), every sample is assigned to its nearest true mode by the
+metric distance (1 − IoU over the evaluated classes, `utils.evaluation.metrics`), and the sample
+weights are summed per mode. Identical true modes (e.g. Cityscapes modes that differ only by
+flipping a class absent from the image) are merged first, their probabilities summed, so a perfect
+model scores 0. Per image we report the mean absolute error over the distinct modes
+(`mode_mass_error`, also computed by the evaluation loop, `utils.evaluation.loop`) and the total
+variation ½ Σ |predicted − true|; for Cityscapes also the predicted and true flip frequency of each
+of the five flippable classes, over the images where the class occurs.
 """
 
 from typing import Any, Dict, List, Optional, Sequence
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from data.cityscapes_labels import FLIP_CLASSES, FLIPPED_IDS
-from utils.metrics import pairwise_distance
-from utils.sweep import bootstrap_ci
+from utils.evaluation.metrics import pairwise_distance
+from utils.evaluation.sweep import bootstrap_ci
 
 FLIP_NAMES = ("sidewalk", "person", "car", "vegetation", "road")
 

@@ -1,0 +1,77 @@
+"""From a config to the objects of a run: device, data, model and training objective.
+
+The one place that reads settings to construct things, so that training (`utils.training`),
+evaluation (`utils.evaluation.run`) and prediction build them identically.
+"""
+
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+from data import build_dataloaders
+from models import MoSE
+from utils.config.config import Config
+from utils.loss.ot_loss import OTLoss
+from utils.runtime import distributed
+from utils.runtime.logger import logger
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available to torch; "
+                         "use --device cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def prepare_data(cfg: Config) -> None:
+    """Generate the synthetic set into `data_folder` if the config asks and it is absent."""
+    if cfg.synthetic is None or Path(cfg.data_folder).exists():
+        return
+    from data.synthetic import make_cityscapes, make_lidc
+
+    logger.info(f"generating synthetic {cfg.synthetic} data into {cfg.data_folder}")
+    make = make_lidc if cfg.synthetic == "lidc" else make_cityscapes
+    make(cfg.data_folder, **cfg.synthetic_options)
+
+
+def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
+    """DataLoaders of `splits` with the config's batch sizes, workers and annotation range.
+
+    Under DDP the training split gets a DistributedSampler (each rank `train_batch_size` images
+    per step); evaluation loaders stay whole and in order (`shard_eval_loader` shares them out).
+    """
+    return {split: build_dataloaders(
+        cfg.dataset, cfg.data_folder, train_batch_size=cfg.train_batch_size,
+        val_batch_size=cfg.val_batch_size, test_batch_size=cfg.test_batch_size, num_w=cfg.num_w,
+        label_range=cfg.label_range, use_bbpred=cfg.use_bbpred, seed=cfg.seed, splits=(split,),
+        bbpred_channel=cfg.input_channels == 4 if cfg.dataset == "cityscapes" else None,
+        distributed=split == "train" and distributed.is_distributed())[split]
+        for split in splits}
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """The model described by the config (compiled in place when `compile` is set)."""
+    model = MoSE(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
+                 num_filters=cfg.num_filters, latent_dim=cfg.latent_dim,
+                 num_expert=cfg.num_expert, sample_per_mode=cfg.sample_per_mode,
+                 softmax=cfg.softmax, masked_pred=cfg.masked_pred,
+                 eval_sample_num=cfg.eval_sample_num, fast_head=cfg.fast_head,
+                 channels_last=cfg.channels_last, amp=cfg.amp)
+    if cfg.compile:
+        model.compile()  # in place: state_dict keys (and checkpoints) stay unprefixed
+    return model
+
+
+def build_loss(cfg: Config) -> OTLoss:
+    """The training loss described by the config."""
+    return OTLoss(cost_fn=cfg.cost_fn, beta=cfg.beta, gamma0=cfg.gamma0, G0=cfg.G0,
+                  num_chunks=cfg.num_chunks, coupling=cfg.coupling)
+
+
+def run_dir_of(cfg: Config) -> Path:
+    """log/<log_dir_name>/<experiment_name>: checkpoints, logs and results of a run."""
+    return Path(cfg.log_root) / cfg.log_dir_name / cfg.experiment_name

@@ -1,0 +1,6 @@
+"""Settings and user-facing errors: `config.py` (DEFAULTS, config files, `--set` overrides,
+validation, `ConfigError`) and `errors.py` (which exceptions end a run with one line).
+
+Imports nothing else of `utils` and no torch at module level: `python main.py --help` and a
+mistyped setting answer before any heavy import.
+"""

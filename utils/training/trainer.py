@@ -1,0 +1,262 @@
+"""The trainer: the paper's protocol around the engine — validation before the first epoch and
+every `validation_frequency` epochs, the best-GED checkpoint, the learning-rate and γ / S / G
+schedulers fed the monitored training loss after every epoch, the resume state written at the
+end of every epoch, the last weights at the end, and the test of the best checkpoint.
+"""
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+from utils.build import build_loaders, build_loss, build_model, run_dir_of
+from utils.config.config import Config
+from utils.evaluation.report import tensorboard_sample_grid
+from utils.evaluation.run import evaluate_checkpoint
+from utils.runtime import distributed
+from utils.runtime.checkpoint import load_model_weights, save_checkpoint
+from utils.runtime.distributed import is_main, shard_eval_loader
+from utils.runtime.logger import MetricsWriter, NullWriter, logger, write_json
+from utils.runtime.seed import make_generator
+from utils.training.engine import evaluate, train_one_epoch
+from utils.training.resume import (
+    load_training_state,
+    resume_path,
+    save_training_state,
+    trim_metrics,
+)
+from utils.training.schedulers import CosineLR, LossMonitor, TrainingParamSchedulers
+
+# validation figures recorded per epoch (the last three only where the true modes are known)
+VAL_KEYS = ("ged", "miou", "ece", "true_ged", "ged_ratio", "mode_mass_error")
+
+
+def train_and_test(cfg: Config, config_file: str, device: torch.device,
+                   resume: bool = False) -> Dict[str, Any]:
+    """Train (fresh, or resumed when `resume` and a resume state exists), then test the best
+    checkpoint if `test_after_training`.
+
+    Returns:
+        The test results, or `{"best_val_ged": ...}` without a test.
+    """
+    run_dir = run_dir_of(cfg)
+    if is_main():
+        write_json(run_dir / "config.json", cfg)
+        shutil.copy(config_file, run_dir / Path(config_file).name)
+    best_ged = train(cfg, device, run_dir, resume=resume)
+    if not cfg.test_after_training:
+        return {"best_val_ged": best_ged}
+    ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
+    return evaluate_checkpoint(cfg, "test", ckpt, device, run_dir)
+
+
+def validate_and_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any,
+                      cfg: Config, device: torch.device, run_dir: Path, best_ged: float) -> tuple:
+    """Validate; save weights and optimizer state if the GED is <= the best so far.
+
+    Under DDP every rank evaluates its share of the batches and gets the same results; rank 0
+    saves (its BatchNorm statistics are first copied to every rank). A NaN GED (no image with a
+    defined GED) never counts as an improvement, except that a run without any best checkpoint
+    yet keeps its first validated weights, so that a best checkpoint always exists.
+
+    Returns:
+        (validation results dict, new best GED).
+    """
+    distributed.broadcast_buffers(model)
+    results = evaluate(model, shard_eval_loader(loader), cfg, device, desc="val")
+    ged = results["ged"]
+    if ged <= best_ged or (math.isnan(ged) and best_ged == math.inf):
+        best_ged = ged if not math.isnan(ged) else best_ged
+        name = cfg.experiment_name
+        if is_main():
+            save_checkpoint(model.state_dict(), run_dir / f"{name}_best_ged.pth")
+            save_checkpoint(optimizer.state_dict(), run_dir / f"{name}_best_ged_optim.pth")
+    return results, best_ged
+
+
+def log_epoch(writer: MetricsWriter, cfg: Config, record: Dict[str, Any], moves: list) -> None:
+    """Write an epoch record to metrics.jsonl, and to the text log and TensorBoard.
+
+    The text log and TensorBoard get every `logging_frequency`-th epoch and every validation.
+    """
+    writer.log(record)
+    epoch = record["epoch"]
+    for move in moves:
+        logger.info(f"epoch {epoch}: parameter scheduler moved: {move}")
+    if epoch % cfg.logging_frequency and "val_ged" not in record:
+        return
+    text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in record.items())
+    logger.info(text)
+    writer.scalars({k.replace("_", "/", 1): v for k, v in record.items()
+                    if k != "epoch" and isinstance(v, (int, float))}, step=epoch)
+
+
+def build_training(cfg: Config, model: torch.nn.Module, loss_fn: Any) -> Dict[str, Any]:
+    """Optimizer, learning-rate scheduler, gamma / S / G schedulers and the loss monitor.
+
+    Every entry has `state_dict` / `load_state_dict`, so a run's state is their union.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule == "plateau":
+        lr_scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer,
+                                                                  **cfg.scheduler_options)
+    else:
+        lr_scheduler = CosineLR(optimizer, min_lr=cfg.scheduler_options.get("min_lr", 0.0))
+    param_schedulers = TrainingParamSchedulers(model, loss_fn, cfg.gamma_scheduler_options,
+                                               cfg.S_scheduler_options, cfg.G_scheduler_options)
+    return dict(optimizer=optimizer, lr_scheduler=lr_scheduler,
+                param_schedulers=param_schedulers, monitor=LossMonitor(cfg.scheduler_mean))
+
+
+def planned_epochs(cfg: Config, start: float, epochs_done: int, planned: int) -> int:
+    """Epochs the run will have: `epochs`, fewer if `max_train_minutes` cannot fit them all."""
+    if cfg.max_train_minutes is None:
+        return planned
+    elapsed = time.time() - start
+    fit = int((60 * cfg.max_train_minutes - elapsed) // (elapsed / epochs_done))
+    return max(epochs_done, min(planned, epochs_done + fit))
+
+
+def deadline(cfg: Config, start: float) -> Optional[float]:
+    """The `time.time()` at which training stops, mid-epoch if need be (None: no budget)."""
+    return None if cfg.max_train_minutes is None else start + 60 * cfg.max_train_minutes
+
+
+def end_of_epoch(cfg: Config, parts: Dict[str, Any], epoch: int, planned: int) -> list:
+    """Step the learning-rate and gamma / S / G schedulers on the monitored training loss."""
+    monitor = parts["monitor"]
+    if cfg.lr_schedule == "plateau":
+        parts["lr_scheduler"].step(monitor.monitored("loss"))
+    else:
+        parts["lr_scheduler"].step(epoch, planned)
+    return parts["param_schedulers"].step(monitor.monitored("loss"), monitor.monitored("kl"),
+                                          epoch)
+
+
+def check_loaders(cfg: Config, loaders: Dict[str, Any]) -> None:
+    """A split with no full batch is an error (training and validation drop the last one)."""
+    for split, loader in loaders.items():
+        if len(loader) == 0:
+            raise ValueError(f"the {split} split of {cfg.data_folder} has {len(loader.dataset)} "
+                             f"images, fewer than {split}_batch_size={cfg[split + '_batch_size']}"
+                             f": lower {split}_batch_size")
+
+
+def setup_training(cfg: Config, device: torch.device, run_dir: Path, resume: bool) -> dict:
+    """Loaders, model, loss, optimizer and schedulers, writer, generators and the progress so
+    far: restored from the run's resume state, or from a first validation (epoch 0).
+
+    `resume` without a resume state in the run folder starts the run from scratch and says so
+    (detectron2's resume_or_load), so a job script can always pass --resume.
+
+    Returns:
+        dict with `loaders`, `model` (unwrapped), `ddp_model` (what trains: DDP or the model),
+        `loss_fn`, `parts`, `writer`, `generators` and `progress` (epoch, best_ged, planned,
+        elapsed seconds).
+    """
+    loaders = build_loaders(cfg, ("train", "val"))
+    check_loaders(cfg, loaders)
+    state_file = resume_path(run_dir, cfg.experiment_name)
+    if resume and not state_file.is_file():
+        logger.info(f"--resume: no resume state {state_file} yet; starting the run from scratch")
+        resume = False
+    model = distributed.prepare_model(build_model(cfg), device, cfg.sync_bn)
+    if cfg.pretrained_model_full_path and not resume:
+        load_model_weights(model, cfg.pretrained_model_full_path)
+    loss_fn = build_loss(cfg)
+    parts = build_training(cfg, model, loss_fn)
+    writer = (MetricsWriter(run_dir / "metrics.jsonl",
+                            Path(cfg.run_root) / cfg.log_dir_name / cfg.experiment_name)
+              if is_main() else NullWriter())
+    generators = dict(loader=loaders["train"].generator,
+                      latent=make_generator(cfg.seed + distributed.rank(), device))
+    logger.info(f"{sum(p.numel() for p in model.parameters()):,} parameters, "
+                f"{len(loaders['train'].dataset)} training images, device {device}, "
+                f"{distributed.world_size()} process(es)")
+    run = dict(loaders=loaders, model=model, loss_fn=loss_fn, parts=parts, writer=writer,
+               generators=generators)
+    if resume:  # the random states are restored last: nothing below draws from them
+        progress = load_training_state(state_file, model, parts, generators, cfg)
+        if is_main():
+            trim_metrics(run_dir / "metrics.jsonl", progress["epoch"])
+    else:
+        progress = first_validation(run, cfg, device, run_dir)
+    return dict(run, progress=progress, ddp_model=distributed.wrap(model, device))
+
+
+def first_validation(run: dict, cfg: Config, device: torch.device, run_dir: Path) -> dict:
+    """Validate before the first epoch (epoch 0 of the logs).
+
+    Returns:
+        The progress of a fresh run: epoch 0, the best GED so far, `epochs` planned.
+    """
+    model, writer, loader = run["model"], run["writer"], run["loaders"]["val"]
+    val, best_ged = validate_and_save(model, run["parts"]["optimizer"], loader, cfg, device,
+                                      run_dir, math.inf)
+    log_epoch(writer, cfg, {"epoch": 0, **{f"val_{k}": v for k, v in val.items()
+                                           if k in VAL_KEYS}}, [])
+    return dict(epoch=0, best_ged=best_ged, planned=cfg.epochs, elapsed=0.0)
+
+
+def run_epoch(run: dict, cfg: Config, device: torch.device, run_dir: Path, epoch: int,
+              progress: dict, start: float) -> dict:
+    """Train one epoch, validate when due, log, step the schedulers, save the resume state.
+
+    Returns:
+        The progress after this epoch (epoch, best_ged, planned, elapsed).
+    """
+    model, parts, writer = run["model"], run["parts"], run["writer"]
+    optimizer, planned, best_ged = parts["optimizer"], progress["planned"], progress["best_ged"]
+    used = {**parts["param_schedulers"].values(), "lr": optimizer.param_groups[0]["lr"]}
+    stats = train_one_epoch(run["ddp_model"], run["loaders"]["train"], run["loss_fn"],
+                            optimizer, parts["monitor"], device, cfg.masked_pred,
+                            run["generators"]["latent"], epoch, deadline(cfg, start))
+    planned = epoch if stats["cut_short"] else planned_epochs(cfg, start, epoch, planned)
+    record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}, **used}
+    if epoch % cfg.validation_frequency == 0 or epoch == planned:
+        val_loader = run["loaders"]["val"]
+        val, best_ged = validate_and_save(model, optimizer, val_loader, cfg, device, run_dir,
+                                          best_ged)
+        if epoch == planned:  # one figure per run: rendering costs seconds on a CPU
+            tensorboard_sample_grid(writer.tb, model, val_loader, cfg, device, epoch)
+        record.update({f"val_{k}": v for k, v in val.items() if k in VAL_KEYS})
+    log_epoch(writer, cfg, record, end_of_epoch(cfg, parts, epoch, planned))
+    progress = dict(epoch=epoch, best_ged=best_ged, planned=planned, elapsed=time.time() - start)
+    save_training_state(resume_path(run_dir, cfg.experiment_name), model, parts, progress,
+                        run["generators"], cfg)
+    return progress
+
+
+def train(cfg: Config, device: torch.device, run_dir: Path, resume: bool = False) -> float:
+    """Train with the config's protocol; checkpoints go to `run_dir` (written by rank 0).
+
+    The resume state is saved at the end of every epoch (atomically), so a run killed or
+    interrupted during an epoch continues from the end of the last completed one.
+
+    Args:
+        cfg: the run's settings.
+        device: this process' device.
+        run_dir: the run folder.
+        resume: continue from `<experiment_name>_resume.pth` if it exists.
+    Returns:
+        The best validation GED.
+    """
+    run = setup_training(cfg, device, run_dir, resume)
+    progress = run["progress"]
+    start = time.time() - progress["elapsed"]
+    while progress["epoch"] < progress["planned"]:
+        progress = run_epoch(run, cfg, device, run_dir, progress["epoch"] + 1, progress, start)
+    if progress["planned"] < cfg.epochs:
+        logger.info(f"max_train_minutes={cfg.max_train_minutes}: stopped after "
+                    f"{progress['planned']} epochs")
+    if is_main():
+        save_checkpoint(run["model"].state_dict(), run_dir / f"{cfg.experiment_name}_last.pth")
+    run["writer"].close()
+    logger.info(f"training done in {(time.time() - start) / 60:.1f} min; best val GED "
+                f"{progress['best_ged']:.4f}")
+    return progress["best_ged"]
+
