@@ -2,6 +2,7 @@
 and the command line's error messages."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import main
 from data.synthetic import make_lidc
 from utils import build
 from utils.config.config import load_config
+from utils.training import trainer
 from utils.training.engine import train_one_epoch
 from utils.training.schedulers import LossMonitor
 
@@ -151,3 +153,15 @@ def test_a_passed_deadline_ends_the_epoch_after_one_step():
     assert stats["steps"] == 1 and stats["cut_short"]
     stats = train_one_epoch(model, loader, loss_fn, optimizer, LossMonitor(), torch.device("cpu"))
     assert stats["steps"] == 3 and not stats["cut_short"]
+
+
+def test_an_undefined_validation_ged_still_writes_a_best_checkpoint(tmp_path, monkeypatch):
+    # e.g. a Cityscapes validation where no sample or annotation holds an evaluated class
+    original = trainer.evaluate
+    monkeypatch.setattr(trainer, "evaluate",
+                        lambda *args, **kwargs: dict(original(*args, **kwargs), ged=math.nan))
+    main.main(["experiments/synthetic_lidc.py",
+               *tiny_run(tmp_path, "--set", "test_after_training=False")])
+    run = tmp_path / "log" / "synthetic" / "synthetic_lidc"
+    assert (run / "synthetic_lidc_best_ged.pth").is_file()
+    assert (run / "synthetic_lidc_best_ged_optim.pth").is_file()

@@ -57,6 +57,14 @@ def test_ot_half_cost_coupling_and_loss():
     assert kl.item() == pytest.approx(float(ref["ot_half_kl"]), rel=RTOL)
 
 
+# Train-mode batch norm normalises the 1x1 bottleneck of this 7-level U-Net at batch 2 with the
+# statistics of two values per channel, which amplifies float32 rounding (kernel choice, thread
+# count, CPU) by orders of magnitude: the authors' own code run on another CPU differs from these
+# reference values by up to 2.6e-4 (DESIGN §4). Train mode is therefore compared to 1e-3
+# absolute, the well-conditioned eval mode to 1e-5 relative.
+TOLERANCE = {"eval": dict(rtol=RTOL, atol=1e-6), "train": dict(rtol=0.0, atol=1e-3)}
+
+
 @pytest.mark.parametrize("fast", [False, True], ids=["plain", "fast"])
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_forward_of_the_small_reference_model(mode, fast):
@@ -71,9 +79,10 @@ def test_forward_of_the_small_reference_model(mode, fast):
     pred = out["pred"]
     assert tuple(pred.shape) == tuple(ref[f"forward_lidc_{mode}_pred_shape"])
     np.testing.assert_allclose(out["expert_probs"].numpy(), ref[f"forward_lidc_{mode}_gate"],
-                               rtol=RTOL, atol=1e-7)
+                               **TOLERANCE[mode])
     vals = pred.flatten()[torch.from_numpy(ref[f"forward_lidc_{mode}_pred_idx"])]
-    np.testing.assert_allclose(vals.numpy(), ref[f"forward_lidc_{mode}_pred_vals"], rtol=RTOL,
-                               atol=1e-6)
+    np.testing.assert_allclose(vals.numpy(), ref[f"forward_lidc_{mode}_pred_vals"],
+                               **TOLERANCE[mode])
+    # probabilities sum to one per pixel and sample: the total is well conditioned in both modes
     assert pred.double().sum().item() == pytest.approx(
         float(ref[f"forward_lidc_{mode}_pred_sum"]), rel=RTOL)
