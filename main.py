@@ -2,6 +2,7 @@
 
     python main.py CONFIG                         # train (then test, if the config asks)
     python main.py CONFIG --demo test             # evaluate the best checkpoint on a split
+    python main.py CONFIG --predict IMAGES --out DIR   # predictions + uncertainty for new images
     python main.py CONFIG --set lr=5e-4 --set eval_sample_num=16 --device cpu
     python main.py CONFIG --resume                # continue from the last completed epoch
     torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP), e.g. one per GPU
@@ -29,7 +30,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting with a Python literal (repeatable)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="overrides the config's device")
-    p.add_argument("--ckpt", help="--demo: weights to evaluate instead of the run's best")
+    p.add_argument("--predict", metavar="INPUT",
+                   help="predict an image file or every image of a folder (needs --out)")
+    p.add_argument("--out", metavar="DIR", help="--predict: output folder")
+    p.add_argument("--ckpt", help="--demo/--predict: weights to use instead of the run's best")
     p.add_argument("--resume", action="store_true",
                    help="continue training from the run folder's state (last completed epoch); "
                         "starts from scratch when the run has none yet")
@@ -37,6 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.resume and args.demo:
         p.error("--resume continues a training run; it cannot be combined with --demo")
+    if args.predict and (args.demo or args.resume or not args.out):
+        p.error("--predict INPUT needs --out DIR and no --demo or --resume")
     return args
 
 
@@ -57,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
     device = distributed.setup(resolve_device(cfg.device))
     try:
-        with out_of_memory_hint(cfg, args.demo):
+        with out_of_memory_hint(cfg, "test" if args.predict else args.demo):
             return run_command(args, cfg, device)
     finally:
         distributed.cleanup()
@@ -76,12 +82,19 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
     main_rank = distributed.is_main()
     setup_logging(run_dir / "log.txt" if main_rank else None,
                   logging.INFO if main_rank else logging.WARNING)
-    mode = "demo " + args.demo if args.demo else "resume" if args.resume else "train"
+    mode = ("predict " + args.predict if args.predict else "demo " + args.demo if args.demo
+            else "resume" if args.resume else "train")
     logger.info(f"{mode}: {args.config} -> {run_dir}")
     logger.info("config: " + json.dumps(cfg, sort_keys=True))
     if device.type == "cpu" and cfg.cpu_malloc_reuse:
         reuse_freed_memory()
     seed_everything(cfg.seed)
+    if args.predict:
+        from utils.evaluation.predict import run_prediction
+        from utils.evaluation.run import default_checkpoint
+
+        ckpt = default_checkpoint(cfg, run_dir, args.ckpt)
+        return run_prediction(cfg, args.predict, args.out, ckpt, device)
     if main_rank:
         prepare_data(cfg)
     distributed.barrier()  # the other ranks read what rank 0 generated

@@ -209,6 +209,28 @@ def scan_split(root: str, split: str) -> tuple[list[FolderItem], list[str]]:
     return items, problems
 
 
+def image_channels(root: str) -> int | None:
+    """Channel count of a dataset's first readable image (train, then val, then test).
+
+    Args:
+        root: dataset root.
+
+    Returns:
+        The channel count, or None when no image can be read.
+    """
+    for split in SPLITS:
+        folder = os.path.join(root, split, "images")
+        if not os.path.isdir(folder):
+            continue
+        for name in _listing(folder):
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTS:
+                try:
+                    return read_image(os.path.join(folder, name)).shape[0]
+                except ValueError:
+                    continue
+    return None
+
+
 def __getattr__(name: str):
     # FolderDataset needs torch; the checker and the example writer start without it.
     if name == "FolderDataset":

@@ -11,8 +11,12 @@ import torch
 
 from data import build_dataloaders
 from models import MoSE
+from models.prob_unet import ProbUnet
+from models.ssn import SSN
 from utils.config.config import Config
+from utils.loss.elbo import ELBOLoss
 from utils.loss.ot_loss import OTLoss
+from utils.loss.ssn_nll import SSNLoss
 from utils.runtime import distributed
 from utils.runtime.logger import logger
 
@@ -28,7 +32,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare_data(cfg: Config) -> None:
-    """Generate the synthetic set into `data_folder` if the config asks and it is absent."""
+    """Generate the synthetic set into `data_folder` if the config asks and it is absent; check
+    a folder dataset (`data.folder_check`), logging every problem and raising on any."""
+    if cfg.dataset == "folder":
+        return check_folder_data(cfg)
     if cfg.synthetic is None or Path(cfg.data_folder).exists():
         return
     from data.synthetic import make_cityscapes, make_lidc
@@ -36,6 +43,20 @@ def prepare_data(cfg: Config) -> None:
     logger.info(f"generating synthetic {cfg.synthetic} data into {cfg.data_folder}")
     make = make_lidc if cfg.synthetic == "lidc" else make_cityscapes
     make(cfg.data_folder, **cfg.synthetic_options)
+
+
+def check_folder_data(cfg: Config) -> None:
+    """Run the folder checker on `data_folder`; every problem is logged, the first raised."""
+    from data.folder_check import check_folder
+
+    problems = check_folder(cfg.data_folder, cfg.n_classes, cfg.input_channels)
+    for line in problems:
+        logger.error(line)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in data_folder {cfg.data_folder}, first: "
+                         f"{problems[0]}; all are listed above and by: python -m data.folder "
+                         f"check {cfg.data_folder} --n-classes {cfg.n_classes}")
+    logger.info(f"data_folder {cfg.data_folder}: checked, no problems")
 
 
 def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
@@ -49,25 +70,36 @@ def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
         val_batch_size=cfg.val_batch_size, test_batch_size=cfg.test_batch_size, num_w=cfg.num_w,
         label_range=cfg.label_range, use_bbpred=cfg.use_bbpred, seed=cfg.seed, splits=(split,),
         bbpred_channel=cfg.input_channels == 4 if cfg.dataset == "cityscapes" else None,
+        input_channels=cfg.input_channels, n_classes=cfg.n_classes,
         distributed=split == "train" and distributed.is_distributed())[split]
         for split in splits}
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
-    """The model described by the config (compiled in place when `compile` is set)."""
-    model = MoSE(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
-                 num_filters=cfg.num_filters, latent_dim=cfg.latent_dim,
-                 num_expert=cfg.num_expert, sample_per_mode=cfg.sample_per_mode,
-                 softmax=cfg.softmax, masked_pred=cfg.masked_pred,
-                 eval_sample_num=cfg.eval_sample_num, fast_head=cfg.fast_head,
-                 channels_last=cfg.channels_last, amp=cfg.amp)
+    """The model of `cfg.method` described by the config (compiled in place with `compile`)."""
+    common = dict(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
+                  num_filters=cfg.num_filters, softmax=cfg.softmax, masked_pred=cfg.masked_pred,
+                  eval_sample_num=cfg.eval_sample_num, channels_last=cfg.channels_last,
+                  amp=cfg.amp)
+    if cfg.method == "prob_unet":
+        model = ProbUnet(latent_dim=cfg.prob_unet_latent_dim, **common)
+    elif cfg.method == "ssn":
+        model = SSN(rank=cfg.ssn_rank, mc_samples=cfg.ssn_mc_samples, **common)
+    else:
+        model = MoSE(latent_dim=cfg.latent_dim, num_expert=cfg.num_expert,
+                     sample_per_mode=cfg.sample_per_mode, fast_head=cfg.fast_head, **common)
     if cfg.compile:
         model.compile()  # in place: state_dict keys (and checkpoints) stay unprefixed
     return model
 
 
-def build_loss(cfg: Config) -> OTLoss:
-    """The training loss described by the config."""
+def build_loss(cfg: Config) -> Any:
+    """The training loss of `cfg.method`: MoSE's OT loss, the Prob. U-Net's negative ELBO or
+    SSN's Monte-Carlo NLL (each called through `utils.loss.objective` by the engine)."""
+    if cfg.method == "prob_unet":
+        return ELBOLoss(beta=cfg.beta, ignore_void=cfg.masked_pred)
+    if cfg.method == "ssn":
+        return SSNLoss(ignore_void=cfg.masked_pred)
     return OTLoss(cost_fn=cfg.cost_fn, beta=cfg.beta, gamma0=cfg.gamma0, G0=cfg.G0,
                   num_chunks=cfg.num_chunks, coupling=cfg.coupling)
 

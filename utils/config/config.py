@@ -29,17 +29,28 @@ DEFAULTS: Dict[str, Any] = dict(
     # then runs as plain modules (fast_head is bypassed: it normalises outside the BN modules)
     pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
     # --- data ---
-    dataset="lidc",  # 'lidc' or 'cityscapes': which loader reads data_folder
+    dataset="lidc",  # 'lidc', 'cityscapes' or 'folder' (your own data, data/folder.py)
     data_folder="../data/lidc_npy",  # processed npy layout (see README: building the datasets)
     synthetic=None,  # None, 'lidc' or 'cityscapes': generate a synthetic set if data_folder absent
     synthetic_options={},  # keyword arguments of data.synthetic.make_<synthetic> (sizes, seed)
     n_classes=2,  # C, classes of the segmentation output (LIDC: background, lesion)
-    input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3)
+    input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3;
+    # folder: the channels of data_folder's first image)
     image_size=[128, 128],  # (H, W) of training inputs; checked against the first batch
     num_w=0,  # DataLoader worker processes
     label_range=None,  # None: all annotations; else the annotation indices used for training
-    eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class)
+    eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class; folder: every
+    # foreground class 1..n_classes-1 unless set)
     use_bbpred=True,  # cityscapes only: append the black-box prediction as an input channel
+    # --- method: MoSE, or a baseline in the same protocol (README: Baselines) ---
+    method="mose",  # 'mose', 'prob_unet' (Kohl et al. 2018) or 'ssn' (Monteiro et al. 2020).
+    # The baselines share the backbone (num_filters), data, metrics and protocol; they ignore
+    # MoSE's expert and OT-loss settings (latent_dim, num_expert, sample_per_mode, fast_head,
+    # cost_fn, gamma0, G0, num_chunks, coupling) and the gamma / S / G schedules (set to None);
+    # beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
+    prob_unet_latent_dim=6,  # Prob. U-Net latent size L (Kohl et al. 2018: 6)
+    ssn_rank=10,  # SSN rank of the covariance factor (Monteiro et al. 2020: 10)
+    ssn_mc_samples=20,  # SSN Monte-Carlo logit samples of the training loss (Monteiro et al.: 20)
     # --- model ---
     num_filters=[32, 64, 128, 192, 192, 192, 192],  # U-Net channels per level (any depth >= 2)
     latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
@@ -106,7 +117,8 @@ _TYPES: Dict[str, tuple] = dict(
 )
 
 _CHOICES: Dict[str, tuple] = dict(
-    dataset=("lidc", "cityscapes"),
+    method=("mose", "prob_unet", "ssn"),
+    dataset=("lidc", "cityscapes", "folder"),
     synthetic=(None, "lidc", "cityscapes"),
     device=("auto", "cpu", "cuda"),
     cost_fn=("iou", "ce"),
@@ -237,15 +249,18 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
         The validated `Config`, derived settings filled in, plus `config_file`.
     """
     cfg = Config({k: _copy(v) for k, v in DEFAULTS.items()})
-    if path is not None:
-        for name, value in load_config_file(path).items():
-            if name not in DEFAULTS:
-                raise _unknown(name, str(path))
-            cfg[name] = check_type(name, value, where=str(path))
+    settings = load_config_file(path) if path is not None else {}
+    for name, value in settings.items():
+        if name not in DEFAULTS:
+            raise _unknown(name, str(path))
+        cfg[name] = check_type(name, value, where=str(path))
+    explicit = set(settings)
     for item in overrides:
         name, value = parse_override(item)
         cfg[name] = value
-    _derive(cfg)
+        explicit.add(name)
+    _derive(cfg, explicit)
+    _derive_method(cfg)
     validate(cfg)
     cfg["config_file"] = None if path is None else str(path)
     return cfg
@@ -255,12 +270,15 @@ def _copy(value: Any) -> Any:
     return ast.literal_eval(repr(value)) if isinstance(value, (list, dict)) else value
 
 
-def _derive(cfg: Config) -> None:
+def _derive(cfg: Config, explicit: set) -> None:
     """Fill settings that follow from others: input_channels from dataset and use_bbpred.
 
     Cityscapes: 4 channels with use_bbpred, else 3. `input_channels=4` with `use_bbpred=False`
     is allowed: the 4th channel is then all zeros (a 4-channel model run without predictions).
+    Folder: `_derive_folder`.
     """
+    if cfg.dataset == "folder":
+        return _derive_folder(cfg, explicit)
     if cfg.dataset == "lidc":
         channels, allowed = 1, (1,)
     else:
@@ -272,6 +290,31 @@ def _derive(cfg: Config) -> None:
             f"input_channels={cfg.input_channels} contradicts dataset={cfg.dataset!r}, "
             f"use_bbpred={cfg.use_bbpred} (which give {channels}); leave input_channels unset"
         )
+
+
+def _derive_method(cfg: Config) -> None:
+    """Baselines: MoSE's gamma / S / G schedules do not apply (set to None), so that any MoSE
+    config runs with `--set method=...`."""
+    if cfg.method != "mose":
+        for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options"):
+            cfg[name] = None
+
+
+def _derive_folder(cfg: Config, explicit: set) -> None:
+    """Your own data: input_channels from the first image of data_folder unless given, and
+    eval_class_ids = every foreground class 1..n_classes-1 unless given."""
+    if cfg.input_channels is None:
+        from data.folder import image_channels
+
+        cfg["input_channels"] = image_channels(cfg.data_folder)
+        if cfg.input_channels is None:
+            raise ConfigError(f"input_channels: no readable image in data_folder "
+                              f"{cfg.data_folder!r} to derive it from; set it in the config")
+    if "eval_class_ids" not in explicit:
+        cfg["eval_class_ids"] = list(range(1, cfg.n_classes))
+    if cfg.label_range is not None or cfg.synthetic is not None:
+        raise ConfigError("dataset 'folder' takes neither label_range (raters vary per image) "
+                          "nor synthetic (write an example with python -m data.folder example)")
 
 
 def _check_param_scheduler(cfg: Config, name: str, value_type: type) -> None:
@@ -326,11 +369,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"setting {name!r}: {cfg[name]!r} is not one of {list(choices)}")
     positive = ("n_classes", "latent_dim", "num_expert", "sample_per_mode", "num_chunks",
                 "train_batch_size", "val_batch_size", "test_batch_size",
-                "logging_frequency", "validation_frequency")
+                "logging_frequency", "validation_frequency", "prob_unet_latent_dim", "ssn_rank",
+                "ssn_mc_samples")
     for name in positive:
         if cfg[name] < 1:
             raise ConfigError(f"setting {name!r} must be >= 1, got {cfg[name]}")
-    if cfg.num_expert < 2**cfg.latent_dim:
+    if cfg.method == "mose" and cfg.num_expert < 2**cfg.latent_dim:
         raise ConfigError(
             f"num_expert={cfg.num_expert} < 2**latent_dim={2**cfg.latent_dim}: every binary code "
             "of the latent space needs an expert; raise num_expert or lower latent_dim"
@@ -341,7 +385,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"eval_class_ids {cfg.eval_class_ids} outside [0, n_classes={cfg.n_classes})"
         )
-    if (cfg.cost_fn == "iou") != cfg.softmax:
+    if cfg.method == "mose" and (cfg.cost_fn == "iou") != cfg.softmax:
         raise ConfigError(
             f"cost_fn={cfg.cost_fn!r} needs softmax={cfg.cost_fn == 'iou'} "
             "('iou' compares probabilities, 'ce' takes logits)"
