@@ -106,13 +106,16 @@ class MoSE(nn.Module):
         return self.last_layer(f).reshape(B, N, self.num_classes, H, W)  # (B, N, C, H, W)
 
     def forward(self, x: torch.Tensor, label: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+                generator: Optional[torch.Generator] = None,
+                label_probs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Predict a weighted set of segmentations.
 
         Args:
             x: (B, C_in, H, W) image.
             label: (B, M, H, W) int annotations; only used for `masked_pred`.
             generator: optional generator for all sampling in this call.
+            label_probs: (B, M) annotation probabilities; unused by MoSE, accepted so that every
+                model takes the engine's one call (the baselines draw a training annotation).
 
         Returns:
             dict with `pred` (B, N, C, H, W) probabilities if `softmax` else logits,

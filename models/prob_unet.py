@@ -200,7 +200,8 @@ class ProbUnet(nn.Module):
                 extra = dict(kl=kl_diag_gaussians(mu_q, log_sigma_q, mu_p, log_sigma_p),
                              target=target, annotation=index)
             else:
-                z = gaussian_sample(mu_p, log_sigma_p, self.eval_sample_num, generator)
+                n = self.eval_sample_num or DEFAULT_EVAL_SAMPLES
+                z = gaussian_sample(mu_p, log_sigma_p, n, generator)  # (B, N, L)
             logits = self.fcomb(u_d, z).float()  # (B, N, C, H, W)
         pred = torch.softmax(logits, dim=2) if self.softmax else logits
         if self.masked_pred and label is not None:

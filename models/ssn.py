@@ -149,7 +149,7 @@ class SSN(nn.Module):
             extra = dict(target=target, annotation=index)
             n = self.mc_samples
         else:
-            n = self.eval_sample_num
+            n = self.eval_sample_num or DEFAULT_EVAL_SAMPLES
         logits = low_rank_sample(mean, cov_factor, cov_diag, n, generator)  # (B, N, D)
         logits = logits.reshape(B, n, self.num_classes, H, W)  # (B, N, C, H, W)
         pred = torch.softmax(logits, dim=2) if self.softmax else logits

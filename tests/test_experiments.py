@@ -8,16 +8,19 @@ import torch
 
 from utils.build import build_loss, build_model
 from utils.config.config import load_config
+from utils.loss import objective
 
 CONFIGS = sorted(str(p) for p in Path("experiments").glob("*.py"))
 PAPER = ("lidc_proposed", "lidc_proposed_1annot", "cityscapes_proposed")
 PARAMS = dict(lidc_proposed=9_321_195, lidc_proposed_1annot=9_321_195,
               cityscapes_proposed=9_329_628)
+BASELINES = ("lidc_prob_unet", "lidc_ssn", "synthetic_lidc_prob_unet", "synthetic_lidc_ssn")
 
 
 def test_the_expected_configs_exist():
     names = {Path(p).stem for p in CONFIGS}
     assert set(PAPER) | {"synthetic_lidc", "synthetic_cityscapes"} <= names
+    assert set(BASELINES) <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -27,7 +30,8 @@ def test_config_loads_and_builds(path):
     assert cfg.experiment_name == name
     model = build_model(cfg)
     loss_fn = build_loss(cfg)
-    assert loss_fn.gamma == cfg.gamma0 and loss_fn.G == cfg.G0
+    if cfg.method == "mose":
+        assert loss_fn.gamma == cfg.gamma0 and loss_fn.G == cfg.G0
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if name in PARAMS:
         assert n_params == PARAMS[name]
@@ -36,12 +40,12 @@ def test_config_loads_and_builds(path):
     H, W = 16, 32
     x = torch.randn(2, cfg.input_channels, H, W)
     labels = torch.randint(0, cfg.n_classes, (2, 3, H, W))
-    out = model(x, label=labels if cfg.masked_pred else None)
-    N = cfg.num_expert * cfg.sample_per_mode
-    assert out["pred"].shape == (2, N, cfg.n_classes, H, W)
+    probs = torch.full((2, 3), 1 / 3)
+    out = model(x, label=labels, label_probs=probs)
+    N = dict(mose=cfg.num_expert * cfg.sample_per_mode, prob_unet=1, ssn=cfg.ssn_mc_samples)
+    assert out["pred"].shape == (2, N[cfg.method], cfg.n_classes, H, W)
     assert torch.allclose(out["weights"].sum(1), torch.ones(2))
-    loss, _, _ = loss_fn(labels, out["pred"], out["weights"], torch.full((2, 3), 1 / 3),
-                         sample_shape=(cfg.num_expert, cfg.sample_per_mode))
+    loss, _, _ = objective(loss_fn)(out, labels, probs)
     assert torch.isfinite(loss)
 
 
@@ -74,6 +78,32 @@ def test_cityscapes_paper_settings():
     assert cfg.G_scheduler_options == dict(values=[0.95, 0.925, 0.9], patience=30)
     assert (cfg.logging_frequency, cfg.validation_frequency) == (2, 2)
     assert cfg.data_folder == "../data/cityscape_npy_5"
+
+
+def test_baseline_settings_are_the_published_ones():
+    prob = load_config("experiments/lidc_prob_unet.py")
+    assert (prob.method, prob.prob_unet_latent_dim, prob.beta, prob.lr) == ("prob_unet", 6, 1.0,
+                                                                           1e-4)
+    assert (prob.train_batch_size, prob.weight_decay) == (32, 1e-5)
+    ssn = load_config("experiments/lidc_ssn.py")
+    assert (ssn.method, ssn.ssn_rank, ssn.ssn_mc_samples) == ("ssn", 10, 20)
+    assert (ssn.train_batch_size, ssn.lr) == (12, 1e-3)
+    for cfg in (prob, ssn):
+        assert cfg.num_filters == [32, 64, 128, 192, 192, 192, 192]
+        assert cfg.gamma_scheduler_options is None  # MoSE's schedules do not apply
+    for name in ("prob_unet", "ssn"):  # the synthetic ones differ from MoSE's only in method
+        base = load_config("experiments/synthetic_lidc.py")
+        cfg = load_config(f"experiments/synthetic_lidc_{name}.py")
+        same = ("data_folder", "num_filters", "train_batch_size", "epochs", "lr", "lr_schedule",
+                "synthetic_options")
+        assert {k: cfg[k] for k in same} == {k: base[k] for k in same}
+
+
+def test_any_mose_config_runs_a_baseline_with_set_method():
+    cfg = load_config("experiments/synthetic_lidc.py", ["method=ssn"])
+    assert cfg.gamma_scheduler_options is None  # ignored for the baselines
+    assert type(build_model(cfg)).__name__ == "SSN"
+    assert type(build_loss(cfg)).__name__ == "SSNLoss"
 
 
 def test_lighter_backbone_and_no_bbpred_just_work():

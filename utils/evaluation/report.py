@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from utils.evaluation.calibration import ModeCalibration
 from utils.evaluation.metrics import hard_labels
 from utils.evaluation.results import true_modes_batch
-from utils.evaluation.sweep import sample_count_sweep, sampling
+from utils.evaluation.sweep import has_experts, sample_count_sweep, sampling
 from utils.evaluation.visualize import (
     calibration_figure,
     predictive_maps,
@@ -40,7 +40,8 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
 
     Args:
         x: (B, C_in, H, W) inputs; labels (B, M, H, W); label_probs (B, M).
-        out: the model's output for the batch (compact representation).
+        out: the model's output for the batch (compact representation; a baseline's uniform
+            samples, without `expert_probs`).
         samples: (B, N, H, W) hard labels of `out['pred']`.
         b: image index in the batch.
         softmax: `out['pred']` holds probabilities (else logits).
@@ -56,8 +57,8 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
         entropy[(labels[b, 0] == 0).cpu().numpy()] = 0.0
     return dict(image=x[b].cpu(), labels=labels[b].cpu(), label_probs=label_probs[b].cpu(),
                 samples=samples[b].cpu(), weights=out["weights"][b].cpu(),
-                expert_probs=out["expert_probs"][b].cpu(), compact=True, marginal=marginal,
-                entropy=entropy)
+                expert_probs=out["expert_probs"][b].cpu() if "expert_probs" in out else None,
+                compact="expert_probs" in out, marginal=marginal, entropy=entropy)
 
 
 def _truth_known(loader: DataLoader) -> bool:
@@ -70,7 +71,8 @@ def _truth_known(loader: DataLoader) -> bool:
 def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.device,
                  figure_dir: Path, split: str) -> Optional[ModeCalibration]:
     """Sample grids of the first `cfg.num_figures` images and, with a known truth, the mode
-    calibration of the whole split, from one pass in the compact representation.
+    calibration of the whole split, from one pass in the compact representation (a baseline:
+    its `eval_sample_num` uniform samples).
 
     Returns:
         The filled `ModeCalibration`, or None when the dataset has no true modes.
@@ -123,8 +125,9 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
         save_figure(fig, figure_dir / f"reliability_{tag}.png")
     calibration = compact_pass(model, loader, cfg, device, figure_dir, split)
     if calibration is not None:
-        compact = results.get("representation", "compact") == "compact"
-        summary.update(_write_calibration(calibration, out_dir, split, compact))
+        same = has_experts(model) and results.get("representation", "compact") == "compact"
+        name = "compact" if has_experts(model) else f"N={model.eval_sample_num}"
+        summary.update(_write_calibration(calibration, out_dir, split, same, name))
     if cfg.sweep:
         sweep = sample_count_sweep(model, loader, cfg, device,
                                    make_generator(cfg.eval_seed, device), cfg.sweep_counts)
@@ -135,17 +138,18 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
 
 
 def _write_calibration(calibration: ModeCalibration, out_dir: Path, split: str,
-                       compact: bool) -> dict:
+                       compact: bool, name: str = "compact") -> dict:
     """mode_calibration.json / .png and a log line; returns the headline figures.
 
-    The calibration always uses the compact representation; when the evaluation did too, its
-    mode-mass error is the summary line's (one implementation), so only the interval is logged.
+    The calibration always uses the compact representation (a baseline: its uniform samples,
+    `name`); when the evaluation did too, its mode-mass error is the summary line's (one
+    implementation), so only the interval is logged.
     """
     cal = calibration.summary()
     write_json(out_dir / "mode_calibration.json", cal)
     save_figure(calibration_figure(cal, split), out_dir / "mode_calibration.png")
     mae, tv = cal["mae"], cal["tv"]
-    mean = "" if compact else f"{mae['mean']:.4f} (compact) "
+    mean = "" if compact else f"{mae['mean']:.4f} ({name}) "
     logger.info(f"{split}: mode calibration over {cal['num_images']} images: mode-mass error "
                 f"{mean}95% CI [{mae['ci_low']:.4f}, {mae['ci_high']:.4f}], total variation "
                 f"{tv['mean']:.4f} [{tv['ci_low']:.4f}, {tv['ci_high']:.4f}]")

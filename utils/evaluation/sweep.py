@@ -70,19 +70,30 @@ def compact_sizes(counts: Sequence[int], num_expert: int) -> List[int]:
     return sorted({max(1, round(n / num_expert)) for n in counts})
 
 
+def has_experts(model: nn.Module) -> bool:
+    """MoSE (a compact representation, expert probabilities) rather than a baseline, whose
+    samples are always uniform (`models.prob_unet`, `models.ssn`)."""
+    return hasattr(model, "sample_per_mode")
+
+
 @contextlib.contextmanager
 def sampling(model: nn.Module, eval_sample_num: Optional[int],
              sample_per_mode: Optional[int] = None) -> Iterator[nn.Module]:
     """Temporarily set the model's representation: standard with `eval_sample_num` samples, or
-    compact (None) with `sample_per_mode` samples per expert (None: unchanged)."""
-    saved = model.eval_sample_num, model.sample_per_mode
-    model.eval_sample_num = eval_sample_num
-    if sample_per_mode is not None:
+    compact (None) with `sample_per_mode` samples per expert (None: unchanged). A baseline has
+    only the standard representation: None leaves its sample count unchanged."""
+    experts = has_experts(model)
+    saved = model.eval_sample_num, getattr(model, "sample_per_mode", None)
+    if experts or eval_sample_num is not None:
+        model.eval_sample_num = eval_sample_num
+    if experts and sample_per_mode is not None:
         model.sample_per_mode = sample_per_mode
     try:
         yield model
     finally:
-        model.eval_sample_num, model.sample_per_mode = saved
+        model.eval_sample_num = saved[0]
+        if experts:
+            model.sample_per_mode = saved[1]
 
 
 def _draw(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, masked_pred: bool,
@@ -100,7 +111,7 @@ def _draw(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, masked_pred: 
         out = model(x[i:i + chunk], label=labels[i:i + chunk] if masked_pred else None,
                     generator=generator)
         parts.append(dict(samples=hard_labels(out["pred"]), weights=out["weights"],
-                          expert_probs=out["expert_probs"]))
+                          **{k: out[k] for k in ("expert_probs",) if k in out}))
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -135,6 +146,8 @@ def _batch_sweep(model, x, labels, label_probs, cfg, generator, counts, sizes, a
         ged, miou = score(list(range(n)), torch.full((B, n), 1.0 / n, dtype=torch.float64))
         acc["standard"][n]["ged"].append(ged)
         acc["standard"][n]["miou"].append(miou)
+    if not sizes:  # a baseline: no compact representation
+        return
     S_max = max(sizes)
     with sampling(model, None, S_max):
         comp = _draw(model, x, labels, cfg.masked_pred, generator)
@@ -171,8 +184,8 @@ def sample_count_sweep(model: nn.Module, loader: DataLoader, cfg: Any, device: t
     """
     model.eval()
     counts = sorted(set(int(n) for n in counts))
-    K = model.num_expert
-    sizes = compact_sizes(counts, K)
+    K = getattr(model, "num_expert", None)  # None for the baselines: standard only
+    sizes = compact_sizes(counts, K) if has_experts(model) else []
     acc = {"standard": {n: {"ged": [], "miou": []} for n in counts},
            "compact": {S: {"ged": [], "miou": []} for S in sizes}}
     for x, labels, label_probs in tqdm(loader, desc="sweep", leave=False, disable=None):

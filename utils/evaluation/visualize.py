@@ -139,12 +139,11 @@ def _overview_panels(item: Dict[str, Any], num_classes: int) -> list:
 def _sample_order(item: Dict[str, Any], max_samples: int) -> list:
     """Sample indices to draw: experts by decreasing weight, each expert's samples in order."""
     weights = item["weights"].double().cpu()
-    K = item["expert_probs"].shape[0]
-    S = len(weights) // K if item["compact"] else 1
+    if not item["compact"]:
+        return list(range(len(weights)))[:max_samples]
+    S = len(weights) // item["expert_probs"].shape[0]
     experts = torch.argsort(item["expert_probs"].double().cpu(), descending=True, stable=True)
-    order = [k * S + s for k in experts.tolist() for s in range(S)] if item["compact"] \
-        else list(range(len(weights)))
-    return order[:max_samples]
+    return [k * S + s for k in experts.tolist() for s in range(S)][:max_samples]
 
 
 def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
@@ -153,8 +152,9 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
 
     Args:
         item: dict with `image` (C_in, H, W), `labels` (M, H, W), `label_probs` (M,),
-            `samples` (N, H, W) hard labels, `weights` (N,), `expert_probs` (K,), `compact`
-            (bool: samples are expert-major, S per expert), `marginal` (C, H, W) and
+            `samples` (N, H, W) hard labels, `weights` (N,), `expert_probs` (K,) or None (a
+            baseline), `compact` (bool: samples are expert-major, S per expert; False for
+            uniform samples), `marginal` (C, H, W) and
             `entropy` (H, W) from `predictive_maps`.
         num_classes: C.
         title: figure title.
@@ -185,8 +185,7 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
                   [f"{w}  w={float(item['weights'][n]):.3f}" for w, n in zip(who, samples)])
     if legend:
         _class_legend(fig, item, annots, samples, num_classes)
-    K = item["expert_probs"].shape[0]
-    if K <= 8:
+    if item["expert_probs"] is not None and item["expert_probs"].shape[0] <= 8:
         title += "   π = " + " ".join(f"{float(p):.2f}" for p in item["expert_probs"])
     fig.suptitle(title, fontsize=_FONT + 2)
     fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1), h_pad=0.4, w_pad=0.3)
@@ -279,6 +278,8 @@ def sweep_figure(sweep: Dict[str, Any], title: str = "") -> Any:
     for ax, metric, name in zip(axes, ("ged", "miou"), ("GED", "M-IoU")):
         for rep, style in styles.items():
             entries = sweep[rep]
+            if not entries:  # a baseline: no compact representation
+                continue
             n = np.array([e["num_samples"] for e in entries])
             mean = np.array([_num(e[metric]["mean"]) for e in entries])
             low = np.array([_num(e[metric]["ci_low"]) for e in entries])

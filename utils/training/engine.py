@@ -31,7 +31,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         optimizer: the optimiser.
         monitor: accumulates the losses (epoch and running means).
         device: where to compute.
-        masked_pred: pass the labels to the model so it masks void pixels.
+        masked_pred: unused (the labels always reach the model, which masks void pixels when
+            built with masked_pred); kept for callers.
         generator: generator for the latent sampling (None: torch's global one).
         epoch: epoch number, for the progress bar and error messages.
         deadline: a `time.time()` after which no further step starts (all ranks stop together);
@@ -47,7 +48,9 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
     compute_loss = objective(loss_fn)
     for step, batch in enumerate(tqdm(loader, desc=f"train {epoch}", leave=False, disable=None)):
         x, labels, label_probs = to_device(batch, device)
-        out = model(x, label=labels if masked_pred else None, generator=generator)
+        # every model takes the annotations: MoSE masks void pixels with them (masked_pred),
+        # the baselines draw one per image to train on (with label_probs)
+        out = model(x, label=labels, generator=generator, label_probs=label_probs)
         loss, seg, kl = compute_loss(out, labels, label_probs)
         late = float(deadline is not None and time.time() > deadline)
         # DDP: every rank monitors (and stops on) the mean over ranks, so schedulers agree

@@ -145,16 +145,24 @@ class TrainingParamSchedulers:
                  S_options: Optional[dict] = None, G_options: Optional[dict] = None):
         self.model, self.loss_fn = model, loss_fn
         self.schedulers: Dict[str, ParamScheduler] = {}
-        initial = dict(gamma=loss_fn.gamma, S=model.sample_per_mode, G=loss_fn.G)
         for name, options in (("gamma", gamma_options), ("S", S_options), ("G", G_options)):
             if options is not None:
-                values = [initial[name], *options["values"]]
+                if self._current(name) is None:
+                    raise ValueError(f"a {name} schedule was given but the loss / model has no "
+                                     f"{name} (a baseline method): set {name}_scheduler_options "
+                                     "to None")
+                values = [self._current(name), *options["values"]]
                 self.schedulers[name] = ParamScheduler(values, options.get("patience"),
                                                        options.get("milestones"))
 
+    def _current(self, name: str) -> Optional[float]:
+        owner, attr = (self.model, "sample_per_mode") if name == "S" else (self.loss_fn, name)
+        return getattr(owner, attr, None)
+
     def values(self) -> Dict[str, float]:
-        """Current gamma, S and G."""
-        return dict(gamma=self.loss_fn.gamma, S=self.model.sample_per_mode, G=self.loss_fn.G)
+        """Current gamma, S and G (those the loss and model have: none for the baselines)."""
+        current = {name: self._current(name) for name in ("gamma", "S", "G")}
+        return {name: value for name, value in current.items() if value is not None}
 
     def step(self, total_loss: float, kl_loss: float, epoch: Optional[int] = None) -> List[str]:
         """Feed one epoch's monitored losses; apply any move to the loss / model.
