@@ -1,15 +1,19 @@
 """Training and evaluation throughput of a config on random inputs; prints one JSON object.
 
     python benchmarks/bench_train.py --config experiments/lidc_proposed.py --batch 4 --steps 5
-        [--device cpu|cuda] [--amp] [--compile] [--plain] [--set KEY=VALUE ...]
+        [--device cpu|cuda] [--threads T] [--amp] [--compile] [--plain] [--no-malloc-reuse]
+        [--set KEY=VALUE ...]
+    python benchmarks/bench_train.py --compare [--rounds 3]   # see benchmarks/bench_compare.py
 
 train_img_per_s: forward + OT loss + backward + Adam step. eval_img_per_s: compact eval-mode
-forward + argmax + GED/M-IoU + ECE update. One warm-up step each is not timed.
+forward + argmax + GED/M-IoU + ECE update. One warm-up step each is not timed (with --compile
+the warm-up compiles; its time is `first_train_step_s`).
 """
 
 import argparse
 import json
 import resource
+import sys
 import time
 
 import torch
@@ -19,10 +23,10 @@ try:
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_train.py)
 from models import MoSE
-from utils.config import load_config
-from utils.cpu_memory import reuse_freed_memory
-from utils.metrics import StreamingECE, ged_miou, hard_labels
-from utils.ot_loss import OTLoss
+from utils.config.config import load_config
+from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.loss.ot_loss import OTLoss
+from utils.runtime.cpu_memory import reuse_freed_memory
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,60 +35,52 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast of the model forward")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in place")
     p.add_argument("--plain", action="store_true",
                    help="plain head, NCHW backbone (the reference formulation)")
     p.add_argument("--no-malloc-reuse", action="store_true",
-                   help="leave glibc malloc at its defaults (see utils/cpu_memory.py)")
+                   help="leave glibc malloc at its defaults (see utils/runtime/cpu_memory.py)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     return p.parse_args()
 
 
-def build(cfg, args):
-    model = MoSE(cfg.input_channels, cfg.n_classes, cfg.num_filters, cfg.latent_dim,
-                 cfg.num_expert, cfg.sample_per_mode, cfg.softmax, cfg.masked_pred,
-                 fast_head=not args.plain, channels_last=not args.plain,
-                 amp=args.amp).to(args.device)
-    loss_fn = OTLoss(cfg.cost_fn, cfg.beta, cfg.gamma0, cfg.G0, cfg.num_chunks)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if args.compile:
-        model.compile()
-    return model, loss_fn, optimizer
-
-
 def random_batch(cfg, batch: int, device: str):
+    """Random (image, annotations, annotation weights) of the config's shapes."""
     H, W = cfg.image_size
     M = 32 if cfg.dataset == "cityscapes" else 4
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, cfg.input_channels, H, W, generator=g)
-    y = torch.randint(0, cfg.n_classes, (batch, M, H, W), generator=g)
-    v = torch.full((batch, M), 1.0 / M)
+    x = torch.randn(batch, cfg.input_channels, H, W, generator=g)  # (B, C_in, H, W)
+    y = torch.randint(0, cfg.n_classes, (batch, M, H, W), generator=g)  # (B, M, H, W)
+    v = torch.full((batch, M), 1.0 / M)  # (B, M)
     return x.to(device), y.to(device), v.to(device)
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+def build_model_and_step(cfg, batch: int, reference: bool = False, device: str = "cpu",
+                         amp: bool = False, compile: bool = False):
+    """Model, loss and optimizer of the config, and closures for one training / eval step.
 
+    Args:
+        cfg: loaded config.
+        batch: B.
+        reference: the reference formulation (plain head, NCHW backbone) instead of the
+            config's path.
+        device, amp, compile: as the settings of the same names.
 
-def timed(fn, steps: int, device: str) -> float:
-    """Seconds per call of `fn` over `steps` calls after one warm-up call."""
-    fn()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t0) / steps
-
-
-def main() -> None:
-    args = parse_args()
-    malloc_reuse = False if args.no_malloc_reuse else reuse_freed_memory()
-    cfg = load_config(args.config, args.set)
-    model, loss_fn, optimizer = build(cfg, args)
-    x, y, v = random_batch(cfg, args.batch, args.device)
+    Returns:
+        (train_step, eval_step), each a function of no arguments.
+    """
+    fast = cfg.fast_head and not reference
+    model = MoSE(cfg.input_channels, cfg.n_classes, cfg.num_filters, cfg.latent_dim,
+                 cfg.num_expert, cfg.sample_per_mode, cfg.softmax, cfg.masked_pred,
+                 fast_head=fast, channels_last=cfg.channels_last and not reference,
+                 amp=amp).to(device)
+    loss_fn = OTLoss(cfg.cost_fn, cfg.beta, cfg.gamma0, cfg.G0, cfg.num_chunks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if compile:
+        model.compile()
+    x, y, v = random_batch(cfg, batch, device)
     K, S = cfg.num_expert, cfg.sample_per_mode
 
     def train_step():
@@ -105,10 +101,42 @@ def main() -> None:
         ged_miou(hard_labels(pred), y, w, v, cfg.n_classes, cfg.eval_class_ids)
         ece.update(pred, w, y, v)
 
+    return train_step, eval_step
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, steps: int, device: str):
+    """(seconds of the warm-up call, seconds per call over `steps` further calls)."""
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync(device)
+    return t1 - t0, (time.perf_counter() - t1) / steps
+
+
+def main() -> None:
+    if "--compare" in sys.argv:
+        from benchmarks.bench_compare import main as compare_main
+        sys.argv.remove("--compare")
+        return compare_main()
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    malloc_reuse = False if args.no_malloc_reuse else reuse_freed_memory()
+    cfg = load_config(args.config, args.set)
+    train_step, eval_step = build_model_and_step(cfg, args.batch, args.plain, args.device,
+                                                 args.amp, args.compile)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    train_s = timed(train_step, args.steps, args.device)
-    eval_s = timed(eval_step, args.steps, args.device)
+    first_train_s, train_s = timed(train_step, args.steps, args.device)
+    first_eval_s, eval_s = timed(eval_step, args.steps, args.device)
     if args.device.startswith("cuda"):
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -118,7 +146,9 @@ def main() -> None:
         "amp": args.amp, "compile": args.compile, "head": "plain" if args.plain else "fused",
         "malloc_reuse": malloc_reuse,
         "train_img_per_s": args.batch / train_s, "eval_img_per_s": args.batch / eval_s,
-        "train_step_s": train_s, "eval_step_s": eval_s, "peak_mem_mb": peak_mb,
+        "train_step_s": train_s, "eval_step_s": eval_s,
+        "first_train_step_s": first_train_s, "first_eval_step_s": first_eval_s,
+        "peak_mem_mb": peak_mb,
         "peak_mem_kind": "cuda max allocated" if args.device.startswith("cuda") else "process RSS",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }, indent=2))

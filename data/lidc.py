@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.npy_folder import check_shape, load_true_modes, npy_shape, numbered_split
-from data.transforms import apply_joint, lidc_train_transform
+from data.transforms import lidc_train_batch
 
 BUILD_HINT = (
     "python -m data.preprocess.lidc_data_loader --pickle LIDC_PICKLE --out {root} "
@@ -66,8 +66,7 @@ class LIDCDataset(Dataset):
         self.image_paths, self.label_paths = paths["images"], paths["labels"]
         self.num_annotations = self._check_shapes()
         self.annotation_ids = self._annotation_ids(label_range if split == "train" else None)
-        augment = split == "train" if augment is None else augment
-        self.transform = lidc_train_transform() if augment else None
+        self.augment = split == "train" if augment is None else augment
 
     def _check_shapes(self) -> int:
         """Check every file's shape from its header; returns the number of annotations."""
@@ -102,13 +101,33 @@ class LIDCDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item i before augmentation: standardised (1, H, W) image, (M, H, W) uint8 labels."""
         image = torch.from_numpy(standardise(np.load(self.image_paths[i])))[None]  # (1, H, W)
         labels = np.load(self.label_paths[i])[..., self.annotation_ids]  # (H, W, M)
         labels = torch.from_numpy(np.ascontiguousarray(labels.transpose(2, 0, 1)))  # (M, H, W)
-        image, labels = apply_joint(self.transform, image, labels)
-        M = labels.shape[0]
-        return image.float(), labels.long(), torch.full((M,), 1.0 / M, dtype=torch.float32)
+        return image, labels
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """Items `indices`, augmented together (the DataLoader asks for a batch at once).
+
+        Augmentation on the stacked batch (`lidc_train_batch`) draws every item's flips and
+        angle independently, so a batch means what per-item augmentation means, at a fraction
+        of the per-item cost.
+
+        Returns:
+            A list of (image (1, H, W) float32, labels (M, H, W) int64, label_probs (M,)).
+        """
+        images, labels = (torch.stack(t) for t in zip(*(self.load(i) for i in indices)))
+        if self.augment:
+            images, labels = lidc_train_batch(images, labels)  # (B, 1, H, W), (B, M, H, W)
+        M = labels.shape[1]
+        probs = torch.full((M,), 1.0 / M, dtype=torch.float32)
+        images, labels = images.float(), labels.long()
+        return [(images[j], labels[j], probs.clone()) for j in range(len(indices))]
 
     def true_modes(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The true label distribution of item i, stored by the synthetic generator.

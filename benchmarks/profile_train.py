@@ -1,0 +1,64 @@
+"""Per-op profile (torch.profiler) of one training step of the default path; writes a table.
+
+    python benchmarks/profile_train.py [--config experiments/lidc_proposed.py] [--batch 4]
+        [--threads 2] [--plain] [--out benchmarks/results/profile_train_cpu.txt]
+
+The step is the one `bench_train.py` times (forward + OT loss + backward + Adam) on random
+inputs of the config's shapes, after two warm-up steps. The table lists the top ops by self CPU
+time; "Self CPU %" is each op's share of the profiled step.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+try:
+    import benchmarks._path  # noqa: F401  (python -m benchmarks.profile_train)
+except ModuleNotFoundError:
+    import _path  # noqa: F401  (python benchmarks/profile_train.py)
+from benchmarks.bench_train import build_model_and_step
+from utils.config.config import load_config
+from utils.runtime.cpu_memory import reuse_freed_memory
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="experiments/lidc_proposed.py")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rows", type=int, default=30, help="ops listed")
+    p.add_argument("--plain", action="store_true", help="profile the reference formulation")
+    p.add_argument("--out", default="benchmarks/results/profile_train_cpu.txt")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.plain:
+        reuse_freed_memory()
+    cfg = load_config(args.config, args.set)
+    train_step, _ = build_model_and_step(cfg, args.batch, reference=args.plain)
+    for _ in range(2):
+        train_step()
+    t0 = time.perf_counter()
+    train_step()
+    step_s = time.perf_counter() - t0
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        train_step()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows,
+                                      max_name_column_width=48)
+    header = (f"# {'reference' if args.plain else 'default'} path, {args.config}, batch "
+              f"{args.batch}, fp32, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+              f"unprofiled step {step_s:.2f} s\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(header + table)
+    print(header + table)
+
+
+if __name__ == "__main__":
+    main()
