@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from data.npy_folder import check_shape, load_true_modes, npy_shape, numbered_split
 from data.transforms import lidc_train_batch
 
+CACHE_BYTES = 256 * 2**20  # per dataset object (and per DataLoader worker)
 BUILD_HINT = (
     "python -m data.preprocess.lidc_data_loader --pickle LIDC_PICKLE --out {root} "
     "(or synthetic data: python -m data.synthetic lidc {root})"
@@ -67,6 +68,8 @@ class LIDCDataset(Dataset):
         self.num_annotations = self._check_shapes()
         self.annotation_ids = self._annotation_ids(label_range if split == "train" else None)
         self.augment = split == "train" if augment is None else augment
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache_bytes = 0
 
     def _check_shapes(self) -> int:
         """Check every file's shape from its header; returns the number of annotations."""
@@ -102,10 +105,21 @@ class LIDCDataset(Dataset):
         return len(self.image_paths)
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item i before augmentation: standardised (1, H, W) image, (M, H, W) uint8 labels."""
+        """Item i before augmentation: standardised (1, H, W) image, (M, H, W) uint8 labels.
+
+        Items are kept in memory after their first load while they fit in `CACHE_BYTES` (all
+        of a synthetic set; reading two small .npy files costs more than a training step's
+        share of a small model). They are never modified: batches are stacked copies.
+        """
+        if i in self._cache:
+            return self._cache[i]
         image = torch.from_numpy(standardise(np.load(self.image_paths[i])))[None]  # (1, H, W)
         labels = np.load(self.label_paths[i])[..., self.annotation_ids]  # (H, W, M)
         labels = torch.from_numpy(np.ascontiguousarray(labels.transpose(2, 0, 1)))  # (M, H, W)
+        size = image.nbytes + labels.nbytes
+        if self._cache_bytes + size <= CACHE_BYTES:
+            self._cache[i] = (image, labels)
+            self._cache_bytes += size
         return image, labels
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
