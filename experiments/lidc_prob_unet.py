@@ -3,9 +3,10 @@
 Same data, split, augmentation, metrics and sample count (N = 16 uniform samples from the prior)
 as `lidc_proposed.py`; the model and its training follow the published Probabilistic U-Net.
 Where each number comes from:
-- [K] Kohl et al. 2018 (arXiv:1806.05034), LIDC training details in the paper's appendix, as
-  quoted by this repository's issue 12: latent 6, beta 1, lr 1e-4, batch 32, 240k iterations
-  (not re-checked against the PDF here; no network).
+- [K] Kohl et al. 2018 (arXiv:1806.05034), LIDC training details in the paper's appendix:
+  latent 6, beta 1, lr 1e-4, batch 32, 240k iterations (as recalled when this file was written,
+  not re-checked against the PDF: check before quoting; [K-code] agrees on latent, beta, lr and
+  iterations).
 - [K-code] the official code, github.com/SimonKohl/probabilistic_unet
   (training/prob_unet_config.py, its only config, for Cityscapes): latent_dim 6, beta 1.0,
   7 levels [32, 64, 128, 192, 192, 192, 192] with 3 convs each, 3 fcomb 1x1 convs,
