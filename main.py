@@ -33,6 +33,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--predict", metavar="INPUT",
                    help="predict an image file or every image of a folder (needs --out)")
     p.add_argument("--out", metavar="DIR", help="--predict: output folder")
+    p.add_argument("--no-figures", action="store_true",
+                   help="--predict: arrays and CSV only, no PNG (figures take most of the time)")
     p.add_argument("--ckpt", help="--demo/--predict: weights to use instead of the run's best")
     p.add_argument("--resume", action="store_true",
                    help="continue training from the run folder's state (last completed epoch); "
@@ -94,7 +96,7 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
         from utils.evaluation.run import default_checkpoint
 
         ckpt = default_checkpoint(cfg, run_dir, args.ckpt)
-        return run_prediction(cfg, args.predict, args.out, ckpt, device)
+        return run_prediction(cfg, args.predict, args.out, ckpt, device, not args.no_figures)
     if main_rank:
         prepare_data(cfg)
     distributed.barrier()  # the other ranks read what rank 0 generated

@@ -131,8 +131,10 @@ def test_predict_is_deterministic_for_an_eval_seed(trained, tmp_path):
 
 def test_predict_standard_representation(trained, tmp_path):
     root, _ = trained
-    predict(root, tmp_path / "std", "--set", "eval_sample_num=5",
+    predict(root, tmp_path / "std", "--set", "eval_sample_num=5", "--no-figures",
             source=root / "data" / "val" / "images" / "img2.png")
+    assert sorted(p.name for p in (tmp_path / "std").iterdir()) == [
+        "img2_prediction.npz", "predictions.csv"]  # --no-figures: no PNG
     with np.load(tmp_path / "std" / "img2_prediction.npz") as f:
         assert f["samples"].shape == (5, H, W)
         np.testing.assert_allclose(f["sample_weights"], 0.2)

@@ -19,7 +19,8 @@ Per image, in DIR: `<stem>_prediction.npz` with
 - MoSE only: `expert_probs` (K,) π_k and `expert_mean_prob` (K, C, H, W), the mean over each
   expert's S compact samples (always from a compact pass);
 - `image` (C_in, H, W) float32 as read from the file;
-and `<stem>_prediction.png`, a figure of all that over the image. `predictions.csv` holds one
+and `<stem>_prediction.png`, a figure of all that over the image (`--no-figures` skips it: on a
+CPU the figure takes about 99% of the time per image). `predictions.csv` holds one
 row per image: file, size, π_k, and the per-image means of the three uncertainty maps.
 
 Batch j samples from a generator seeded by (eval_seed, j), as in evaluation: the same INPUT,
@@ -203,7 +204,7 @@ def _atomic(path: Path, write) -> Path:
 
 
 def write_outputs(out_dir: Path, item: Loaded, arrays: Dict[str, np.ndarray], cfg: Config,
-                  representation: str) -> Dict[str, Any]:
+                  representation: str, figure: bool = True) -> Dict[str, Any]:
     """Write one image's npz and figure (both or neither); returns its CSV row.
 
     Args:
@@ -212,20 +213,22 @@ def write_outputs(out_dir: Path, item: Loaded, arrays: Dict[str, np.ndarray], cf
         arrays: its arrays (no batch axis).
         cfg: settings (`n_classes`).
         representation: 'compact' or 'standard'.
+        figure: also write the PNG.
     """
     from utils.evaluation.predict_figure import prediction_figure
 
     npz, png = out_dir / f"{item.stem}{SUFFIX}.npz", out_dir / f"{item.stem}{SUFFIX}.png"
-    tmp_npz = _atomic(npz, lambda p: np.savez_compressed(p, image=item.raw, **arrays))
+    written = {npz: _atomic(npz, lambda p: np.savez_compressed(p, image=item.raw, **arrays))}
     try:
-        fig = prediction_figure(item.raw, arrays, cfg.n_classes, Path(item.path).name,
-                                representation)
-        tmp_png = _atomic(png, lambda p: fig.savefig(p, dpi=110))
+        if figure:
+            fig = prediction_figure(item.raw, arrays, cfg.n_classes, Path(item.path).name,
+                                    representation)
+            written[png] = _atomic(png, lambda p: fig.savefig(p, dpi=110))
     except BaseException:
-        os.remove(tmp_npz)
+        os.remove(written[npz])
         raise
-    os.replace(tmp_npz, npz)
-    os.replace(tmp_png, png)
+    for final, tmp in written.items():
+        os.replace(tmp, final)
     return csv_row(item, arrays)
 
 
@@ -270,7 +273,7 @@ def load_predictor(cfg: Config, ckpt: Path, device: torch.device) -> torch.nn.Mo
 
 
 def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
-                   device: torch.device) -> Dict[str, Any]:
+                   device: torch.device, figures: bool = True) -> Dict[str, Any]:
     """Predict every image of INPUT into `out_dir` (module docstring).
 
     Args:
@@ -279,6 +282,8 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
         out_dir: output folder (created).
         ckpt: the weights.
         device: where the model runs.
+        figures: write a PNG per image (about 99% of the time on a CPU; the arrays are in
+            the npz either way).
 
     Returns:
         dict with `num_images`, `num_written`, `out` and `csv`.
@@ -290,7 +295,7 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_predictor(cfg, ckpt, device)
-    rows, failures = _predict_all(model, paths, out, cfg, device)
+    rows, failures = _predict_all(model, paths, out, cfg, device, figures)
     csv_path = write_csv(out, [rows[p] for p in paths if p in rows])
     logger.info(f"predict: {len(rows)} of {len(paths)} images written to {out} ({csv_path.name})")
     report_failures(out, paths, failures)
@@ -298,7 +303,7 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
 
 
 def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Config,
-                 device: torch.device) -> tuple:
+                 device: torch.device, figures: bool) -> tuple:
     """Predict and write every input; returns (path -> CSV row, path -> failure message)."""
     representation = "standard" if cfg.eval_sample_num else "compact"
     rows: Dict[str, Dict[str, Any]] = {}
@@ -310,8 +315,8 @@ def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Confi
         arrays = predict_batch(model, x, batch_generator(cfg.eval_seed, j, device))
         for b, item in enumerate(batch):
             try:
-                rows[item.path] = write_outputs(out, item, {k: v[b] for k, v in arrays.items()},
-                                                cfg, representation)
+                one = {k: v[b] for k, v in arrays.items()}
+                rows[item.path] = write_outputs(out, item, one, cfg, representation, figures)
             except (OSError, ValueError) as err:
                 failures[item.path] = f"{item.path}: its outputs could not be written ({err})"
         bar.update(len(rows) + len(failures) - bar.n)
