@@ -100,7 +100,8 @@ def _expert_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: 
     order = np.argsort(-pi, kind="stable")[:COLS]
     for ax, k in zip(axes, order):
         draw_prob(fig, ax, image, arrays["expert_mean_prob"][k], num_classes,
-                  f"expert {k}: π = {pi[k]:.2f}", bar=False)
+                  f"expert {k}: π = {pi[k]:.2f}{_empty(arrays['expert_mean_prob'][k].argmax(0))}",
+                  bar=False)
 
 
 def _sample_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: int,
@@ -116,7 +117,12 @@ def _sample_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: 
     for ax, n in zip(axes, order[:COLS]):
         who = f"expert {n // S}" if S else f"sample {n}"
         draw_labels(ax, image, arrays["samples"][n], num_classes,
-                    f"{who}: sample w = {weights[n]:.3f}")
+                    f"{who}  w = {weights[n]:.3f}{_empty(arrays['samples'][n])}")
+
+
+def _empty(labels: np.ndarray) -> str:
+    """' (empty)' for a label map without any foreground class: says the blank panel is meant."""
+    return "" if labels.any() else " (empty)"
 
 
 def _legend(fig, arrays: Dict[str, np.ndarray], num_classes: int) -> None:
