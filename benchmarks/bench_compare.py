@@ -34,8 +34,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile-head", action="store_true",
+                   help="default path with the compiled head kernels (MoSE compile_head)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="settings for the default path (e.g. compile=True)")
+                   help="settings for the default path")
     return p.parse_args()
 
 
@@ -45,8 +47,8 @@ def measure(args, reference: bool) -> dict:
            "--steps", str(args.steps), "--threads", str(args.threads)]
     if reference:
         cmd += ["--plain", "--no-malloc-reuse"]
-    elif args.set:
-        cmd += ["--set", *args.set]
+    else:
+        cmd += ["--compile-head"] * args.compile_head + (["--set", *args.set] if args.set else [])
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return json.loads(out[out.index("{"):])
 
@@ -68,7 +70,7 @@ def main() -> None:
               f" -> {got[False]['eval_img_per_s']:.3f} img/s", file=sys.stderr)
     result = {"config": args.config, "batch": args.batch, "steps": args.steps,
               "rounds": args.rounds, "threads": args.threads, "dtype": "float32",
-              "default_settings": args.set}
+              "default_settings": args.set, "compile_head": args.compile_head}
     for kind in ("train", "eval"):
         key = f"{kind}_img_per_s"
         result[f"{kind}_ratio"] = statistics.median(

@@ -38,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast of the model forward")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in place")
+    p.add_argument("--compile-head", action="store_true",
+                   help="torch.compile the fast head's batch-norm kernels (MoSE compile_head)")
     p.add_argument("--plain", action="store_true",
                    help="plain head, NCHW backbone (the reference formulation)")
     p.add_argument("--no-malloc-reuse", action="store_true",
@@ -58,7 +60,7 @@ def random_batch(cfg, batch: int, device: str):
 
 
 def build_model_and_step(cfg, batch: int, reference: bool = False, device: str = "cpu",
-                         amp: bool = False, compile: bool = False):
+                         amp: bool = False, compile: bool = False, compile_head: bool = False):
     """Model, loss and optimizer of the config, and closures for one training / eval step.
 
     Args:
@@ -66,7 +68,7 @@ def build_model_and_step(cfg, batch: int, reference: bool = False, device: str =
         batch: B.
         reference: the reference formulation (plain head, NCHW backbone) instead of the
             config's path.
-        device, amp, compile: as the settings of the same names.
+        device, amp, compile, compile_head: as the settings of the same names.
 
     Returns:
         (train_step, eval_step), each a function of no arguments.
@@ -75,7 +77,7 @@ def build_model_and_step(cfg, batch: int, reference: bool = False, device: str =
     model = MoSE(cfg.input_channels, cfg.n_classes, cfg.num_filters, cfg.latent_dim,
                  cfg.num_expert, cfg.sample_per_mode, cfg.softmax, cfg.masked_pred,
                  fast_head=fast, channels_last=cfg.channels_last and not reference,
-                 amp=amp).to(device)
+                 amp=amp, compile_head=compile_head and fast).to(device)
     loss_fn = OTLoss(cfg.cost_fn, cfg.beta, cfg.gamma0, cfg.G0, cfg.num_chunks)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if compile:
@@ -132,7 +134,7 @@ def main() -> None:
     malloc_reuse = False if args.no_malloc_reuse else reuse_freed_memory()
     cfg = load_config(args.config, args.set)
     train_step, eval_step = build_model_and_step(cfg, args.batch, args.plain, args.device,
-                                                 args.amp, args.compile)
+                                                 args.amp, args.compile, args.compile_head)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     first_train_s, train_s = timed(train_step, args.steps, args.device)
@@ -144,6 +146,7 @@ def main() -> None:
     print(json.dumps({
         "config": args.config, "batch": args.batch, "steps": args.steps, "device": args.device,
         "amp": args.amp, "compile": args.compile, "head": "plain" if args.plain else "fused",
+        "compile_head": args.compile_head and not args.plain,
         "malloc_reuse": malloc_reuse,
         "train_img_per_s": args.batch / train_s, "eval_img_per_s": args.batch / eval_s,
         "train_step_s": train_s, "eval_step_s": eval_s,

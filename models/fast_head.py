@@ -12,11 +12,14 @@ The plain head (models/head.py) forms N modulated copies of the decoder feature 
   which equals BatchNorm2d over (B·N, C, H, W) and updates the same running statistics.
 """
 
+import logging
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+logger = logging.getLogger("mose")
 
 
 def conv_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -24,60 +27,127 @@ def conv_weight(conv: nn.Conv2d) -> torch.Tensor:
     return conv.weight[:, :, 0, 0]
 
 
+def bn_relu_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
+    """relu(BatchNorm(x)) with batch statistics over the rows of x (R, C).
+
+    Statistics in two steps — a first mean m0, then the mean m1 of the centred values x − m0
+    (exact by Sterbenz' lemma) — so mean and variance stay accurate when a channel's spread is
+    tiny against its mean. (PyTorch's kernel for this layout, and a plain float32 mean, lose
+    digits there that the reference's numbers keep.)
+
+    Returns:
+        y (R, C), the batch mean (C,), the biased variance (C,) and 1/sqrt(var + eps) (C,).
+    """
+    m0 = x.mean(0)  # (C,)
+    centred = x - m0  # (R, C)
+    m1 = centred.mean(0)  # (C,) small correction of the mean
+    var = (centred.square().mean(0) - m1 * m1).clamp_min(0)  # (C,) biased
+    invstd = torch.rsqrt(var + eps)  # (C,)
+    scale = weight * invstd  # (C,)
+    y = torch.addcmul(bias - m1 * scale, centred, scale).relu_()  # (R, C)
+    return y, m0 + m1, var, invstd
+
+
+def bn_relu_backward(grad_y: torch.Tensor, y: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
+                     scale: torch.Tensor, invstd: torch.Tensor, training: bool):
+    """Gradients of `bn_relu_forward` w.r.t. x, the BatchNorm weight and bias.
+
+    Args:
+        grad_y, y, x: (R, C); mean, scale (= weight·invstd), invstd: (C,).
+        training: the statistics were the batch's (they depend on x).
+
+    Returns:
+        grad_x (R, C), grad_weight (C,), grad_bias (C,).
+    """
+    g = torch.where(y > 0, grad_y, 0.0)  # (R, C), through the ReLU
+    centred = x - mean  # (R, C)
+    sum_g = g.sum(0)  # (C,)
+    sum_gc = (g * centred).sum(0)  # (C,)
+    if training:  # the batch statistics depend on x
+        k = -scale * invstd * invstd * sum_gc / x.shape[0]  # (C,) coefficient of (x − mean)
+        grad_x = torch.addcmul(-scale * sum_g / x.shape[0], g, scale)  # (R, C)
+        grad_x.addcmul_(centred, k)
+    else:
+        grad_x = g * scale  # (R, C)
+    return grad_x, sum_gc * invstd, sum_g
+
+
+_COMPILED: dict = {}  # the compiled kernels, created at first use; "failed" once they fail
+
+
+def kernels(compiled: bool):
+    """(forward, backward) row BatchNorm kernels: eager, or compiled by `torch.compile`.
+
+    Compiled (inductor), each kernel runs as two or three fused loops over the rows instead of
+    about a dozen passes. Compilation happens at the first training step (seconds; inductor
+    caches it across runs). Where it fails (no C++ compiler, an unsupported platform), one
+    warning is logged and the eager kernels are used from then on.
+    """
+    if not compiled or _COMPILED.get("failed"):
+        return bn_relu_forward, bn_relu_backward
+    if not _COMPILED:
+        _COMPILED.update(forward=_fallback(torch.compile(bn_relu_forward), bn_relu_forward),
+                         backward=_fallback(torch.compile(bn_relu_backward), bn_relu_backward))
+    return _COMPILED["forward"], _COMPILED["backward"]
+
+
+def _fallback(compiled, eager):
+    """`compiled`, switching every kernel to eager for good if a call of it raises."""
+
+    def call(*args):
+        if _COMPILED.get("failed"):
+            return eager(*args)
+        try:
+            return compiled(*args)
+        except Exception as err:  # noqa: BLE001  torch.compile raises many kinds
+            logger.warning("fast head: torch.compile of the BatchNorm kernels failed "
+                           f"({type(err).__name__}: {str(err)[:200]}); using the eager kernels")
+            _COMPILED["failed"] = True
+            return eager(*args)
+
+    return call
+
+
 class BatchNormReLURows(torch.autograd.Function):
     """relu(BatchNorm(x)) on a (rows, C) matrix, statistics over rows, with a hand-written backward.
 
-    Batch statistics are computed in two steps — a first mean m0, then the mean m1 of the
-    centred values x − m0 (exact by Sterbenz' lemma) — so the mean and variance stay accurate
-    when a channel's spread is tiny against its mean. (PyTorch's kernel for this layout, and a
-    plain float32 mean, lose digits there that the reference's numbers keep.) The backward needs
-    three passes over the rows and saves only the centred input and the output.
+    The forward and backward are `bn_relu_forward` / `bn_relu_backward`, compiled if
+    `compiled` (`kernels`); the backward saves only the input and the output.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, training):
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, training,
+                compiled=False):
         n = x.shape[0]
+        ctx.kernels = kernels(compiled)
         if training:
-            m0 = x.mean(0)  # (C,)
-            centred = x - m0  # (R, C)
-            m1 = centred.mean(0)  # (C,) small correction of the mean
-            var = (centred.square().mean(0) - m1.square()).clamp_min(0)  # (C,) biased
+            y, mean, var, invstd = ctx.kernels[0](x, weight, bias, eps)
             with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(m0 + m1, alpha=momentum)
+                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
                 running_var.mul_(1 - momentum).add_(var * n / max(n - 1, 1), alpha=momentum)
         else:
-            m1, var = torch.zeros_like(running_mean), running_var
-            centred = x - running_mean  # (R, C)
-        invstd = torch.rsqrt(var + eps)  # (C,)
-        scale = weight * invstd  # (C,)
-        y = torch.addcmul(bias - m1 * scale, centred, scale).relu_()  # (R, C)
-        ctx.save_for_backward(centred, y, m1, scale, invstd)
+            mean, invstd = running_mean, torch.rsqrt(running_var + eps)
+            y = torch.addcmul(bias - mean * weight * invstd, x, weight * invstd).relu_()
+        ctx.save_for_backward(x, y, mean, weight * invstd, invstd)
         ctx.training = training
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        centred, y, m1, scale, invstd = ctx.saved_tensors  # x − mean = centred − m1
-        g = torch.ops.aten.threshold_backward(grad_y, y, 0.0)  # (R, C), through the ReLU
-        sum_g = g.sum(0)  # (C,)
-        sum_gx = (g * centred).sum(0) - m1 * sum_g  # (C,) Σ g·(x − mean)
-        if ctx.training:  # the batch statistics depend on x
-            n = g.shape[0]
-            k = -scale * invstd.square() * sum_gx / n  # (C,) coefficient of (x − mean)
-            grad_x = torch.addcmul(-scale * sum_g / n - k * m1, g, scale)  # (R, C)
-            grad_x.addcmul_(centred, k)
-        else:
-            grad_x = g * scale  # (R, C)
-        return grad_x, sum_gx * invstd, sum_g, None, None, None, None, None
+        x, y, mean, scale, invstd = ctx.saved_tensors
+        grads = ctx.kernels[1](grad_y.contiguous(), y, x, mean, scale, invstd, ctx.training)
+        return (*grads, None, None, None, None, None, None)
 
 
-def batch_norm_relu_rows(x: torch.Tensor, bn: nn.BatchNorm2d, training: bool) -> torch.Tensor:
+def batch_norm_relu_rows(x: torch.Tensor, bn: nn.BatchNorm2d, training: bool,
+                         compiled: bool = False) -> torch.Tensor:
     """relu(bn(x)) for a (rows, C) matrix with the module's parameters and running statistics.
 
     Args:
         x: (R, C) pre-normalisation activations.
         bn: the BatchNorm2d module whose parameters and buffers are used (and updated).
         training: use (and update) batch statistics instead of the running ones.
+        compiled: use the `torch.compile`d kernels (`kernels`).
 
     Returns:
         (R, C) activations.
@@ -85,7 +155,7 @@ def batch_norm_relu_rows(x: torch.Tensor, bn: nn.BatchNorm2d, training: bool) ->
     if training:
         bn.num_batches_tracked.add_(1)
     return BatchNormReLURows.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                                   bn.momentum, bn.eps, training)
+                                   bn.momentum, bn.eps, training, compiled)
 
 
 def eval_affine(bn: nn.BatchNorm2d):
@@ -136,7 +206,7 @@ def first_layer(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, conv0: nn.C
 
 
 def fast_head(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, layers: nn.Module,
-              last_layer: nn.Conv2d, training: bool) -> torch.Tensor:
+              last_layer: nn.Conv2d, training: bool, compiled: bool = False) -> torch.Tensor:
     """Logits of every sample, equal to `MoSE.decode` with the plain modules.
 
     Args:
@@ -144,6 +214,7 @@ def fast_head(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, layers: nn.Mo
         z: (B, N, L) latents.
         fuse, layers, last_layer: the model's head modules (their parameters are used).
         training: batch statistics (and running-stat updates) instead of running statistics.
+        compiled: training-mode batch norms with the `torch.compile`d kernels (`kernels`).
 
     Returns:
         (B, N, C, H, W) logits (a permuted view).
@@ -153,10 +224,10 @@ def fast_head(u_d: torch.Tensor, z: torch.Tensor, fuse: nn.Module, layers: nn.Mo
     blocks = [blk.convolution for blk in layers.convolution]  # [(conv, bn, relu)] × 3
     if training:
         x = first_layer(u_d, z, fuse, blocks[0][0])  # (R, F0), R = B·H·W·N
-        x = batch_norm_relu_rows(x, blocks[0][1], training)
+        x = batch_norm_relu_rows(x, blocks[0][1], training, compiled)
         for conv, bn, _ in blocks[1:]:
             x = F.linear(x, conv_weight(conv), conv.bias)  # (R, F0)
-            x = batch_norm_relu_rows(x, bn, training)
+            x = batch_norm_relu_rows(x, bn, training, compiled)
     else:  # running statistics: every BatchNorm folds into the linear map before it
         x = F.relu(first_layer(u_d, z, fuse, blocks[0][0], blocks[0][1]), inplace=True)
         for conv, bn, _ in blocks[1:]:

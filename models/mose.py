@@ -40,12 +40,16 @@ class MoSE(nn.Module):
         the training configs switch both on (settings `fast_head`, `channels_last`).
         amp: run the forward under bf16 autocast (for GPUs); the returned tensors are float32,
             so losses, couplings and metrics stay in float32.
+        compile_head: with `fast_head`, run the training-mode batch norms of the head with
+            `torch.compile`d kernels (fused loops; compiled at the first training step, eager
+            again with one warning where compilation fails). Float32 rounding differs.
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
-                 fast_head: bool = False, channels_last: bool = False, amp: bool = False):
+                 fast_head: bool = False, channels_last: bool = False, amp: bool = False,
+                 compile_head: bool = False):
         super().__init__()
         mu, log_sigma = init_priors(num_expert, latent_dim)
         self.mu = nn.Parameter(mu)
@@ -65,6 +69,7 @@ class MoSE(nn.Module):
         self.fast_head = fast_head
         self.channels_last = channels_last
         self.amp = amp
+        self.compile_head = compile_head
 
     def sample_latents(self, expert_probs: torch.Tensor,
                        generator: Optional[torch.Generator] = None):
@@ -98,7 +103,8 @@ class MoSE(nn.Module):
             (B, N, C, H, W) logits.
         """
         if self.fast_head:
-            return fast_head(u_d, z, self.fuse, self.layers, self.last_layer, self.training)
+            return fast_head(u_d, z, self.fuse, self.layers, self.last_layer, self.training,
+                             self.compile_head)
         B, _, H, W = u_d.shape
         N = z.shape[1]
         f = self.fuse(u_d, z)  # (B·N, F0 + L, H, W)

@@ -62,3 +62,40 @@ def test_eval_outputs_agree(eval_sample_num):
         b = fast(x, generator=torch.Generator().manual_seed(0))
     for key in ("pred", "weights", "expert_probs"):
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_head_kernels_agree_with_eager():
+    """The torch.compile'd batch-norm kernels give the plain formulation's numbers too."""
+    plain, fast = pair()
+    fast.compile_head = True
+    x = torch.randn(2, 2, 16, 20)
+    y = torch.randint(0, 3, (2, 4, 16, 20))
+    pred_p, loss_p = run_step(plain.train(), x, y, "iou")
+    pred_f, loss_f = run_step(fast.train(), x, y, "iou")
+    torch.testing.assert_close(pred_f, pred_p, rtol=1e-5, atol=1e-5 * pred_p.abs().max())
+    torch.testing.assert_close(loss_f, loss_p, rtol=1e-5, atol=1e-7)
+    scale = max(p.grad.abs().max() for p in plain.parameters())
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-5 * scale, msg=name)
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
+    from models import fast_head as fh
+
+    def broken(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no compiler")
+        return fail
+
+    monkeypatch.setattr(fh, "_COMPILED", {})
+    monkeypatch.setattr(fh.torch, "compile", broken)
+    plain, fast = pair()
+    fast.compile_head = True
+    x = torch.randn(2, 2, 16, 16)
+    y = torch.randint(0, 3, (2, 4, 16, 16))
+    with caplog.at_level("WARNING", logger="mose"):
+        pred_f, _ = run_step(fast.train(), x, y, "iou")
+        run_step(fast.train(), x, y, "iou")
+    pred_p, _ = run_step(plain.train(), x, y, "iou")
+    torch.testing.assert_close(pred_f, pred_p, rtol=1e-5, atol=1e-5 * pred_p.abs().max())
+    assert sum("torch.compile" in r.getMessage() for r in caplog.records) == 1
