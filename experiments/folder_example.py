@@ -30,5 +30,4 @@ test_batch_size = 50
 epochs = 16
 lr = 3e-3
 lr_schedule = "cosine"
-max_train_minutes = 4.0
 test_after_training = True
