@@ -1,0 +1,249 @@
+"""Does the model learn the true distribution? Train and test the synthetic configs over seeds.
+
+    python benchmarks/bench_learning.py [--configs synthetic_lidc synthetic_cityscapes ...]
+        [--seeds 0 1 2] [--epochs E] [--threads 1] [--out benchmarks/results/learning]
+        [--reuse]
+
+Every (config, seed) runs `python main.py experiments/<config>.py --set seed=<seed>
+--set experiment_name=<config>_seed<seed> --set log_root=<log root> --set test_after_training=True`
+in a subprocess (fixed epochs, no time budget), then reads the run's test results and
+`mode_calibration.json`. Writes `<out>.json` (every run) and `<out>.md` (per config: mean and
+min–max over seeds) with, for every config, GED, true GED, ratio, M-IoU, ECE, mode-mass error
+and wall-clock; for the synthetic LIDC set the mean predicted vs true mass of each mode type
+(nothing, core, extended, satellite) over the test images where the type exists; for the
+synthetic Cityscapes set the predicted vs true flip frequency of the five flippable classes, the
+mode total variation and the IoU of sidewalk, person and car (the class or its flipped copy:
+flips only relabel a region) between every compact sample and the annotation, weighted by the
+sample weights. `--reuse` skips training where the run folder already holds test results.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+try:
+    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_learning)
+except ModuleNotFoundError:
+    import _path  # noqa: F401  (python benchmarks/bench_learning.py)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODE_TYPES = ("nothing", "core", "extended", "satellite")
+FLIP_NAMES = ("sidewalk", "person", "car", "vegetation", "road")
+IOU_CLASSES = {"sidewalk": (2, 20), "person": (12, 21), "car": (14, 22)}  # 25-id space
+HEADLINE = ("ged", "true_ged", "ged_ratio", "miou", "ece", "mode_mass_error", "wall_s")
+
+
+def train_and_test(config: str, seed: int, args: argparse.Namespace) -> Path:
+    """Run main.py for one config and seed (unless `--reuse` finds its test results).
+
+    Args:
+        config: config name in experiments/ (without .py).
+        seed: the run's `seed` setting.
+        args: parsed command line (epochs, threads, log root, reuse).
+
+    Returns:
+        The run folder; `wall_s.txt` in it holds the wall-clock seconds of the command.
+    """
+    name = f"{config}_seed{seed}"
+    cfg_file = ROOT / "experiments" / f"{config}.py"
+    run_dir = ROOT / args.log_root / "synthetic" / name
+    if args.reuse and (run_dir / "test").is_dir():
+        return run_dir
+    cmd = [sys.executable, "main.py", str(cfg_file), "--set", f"seed={seed}",
+           "--set", f"experiment_name={name}", "--set", f"log_root={args.log_root}",
+           "--set", "test_after_training=True"]
+    if args.epochs is not None:
+        cmd += ["--set", f"epochs={args.epochs}"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    (run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    return run_dir
+
+
+def read_json(path: Path) -> Dict[str, Any]:
+    """The JSON object stored at `path`."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def lidc_mode_types(data_folder: Path, split: str = "test") -> tuple:
+    """Mode-type probabilities and which types each image draws, from the generator's seed.
+
+    Args:
+        data_folder: synthetic LIDC root (its `synthetic_info.json` gives seed, size, counts).
+        split: split name.
+
+    Returns:
+        (n, 4) float64 probabilities and (n, 4) bool drawn flags (nothing, core, extended,
+        satellite); the split's first random draws are its scene parameters.
+    """
+    from data.synthetic.common import split_rngs
+    from data.synthetic.lidc import mode_probabilities, sample_params
+
+    info = read_json(data_folder / "synthetic_info.json")
+    n = info["counts"][split]
+    p = sample_params(split_rngs(info["seed"])[split], n, info["size"])
+    drawn = np.stack([np.ones(n, bool), np.ones(n, bool), p["h"] > 0, p["q"] > 0], axis=1)
+    return mode_probabilities(p), drawn
+
+
+def lidc_type_masses(run_dir: Path, data_folder: Path) -> Dict[str, Dict[str, float]]:
+    """Mean true and predicted mass of every mode type over the test images where it exists.
+
+    `mode_calibration.json` lists each image's distinct modes by decreasing true probability;
+    the generator's probabilities tell which type each entry is.
+
+    Args:
+        run_dir: run folder with `test/mode_calibration.json`.
+        data_folder: the synthetic LIDC root the run used.
+
+    Returns:
+        type -> {true, predicted, num_images}.
+    """
+    cal = read_json(run_dir / "test" / "mode_calibration.json")
+    probs, drawn = lidc_mode_types(data_folder)
+    true = {t: [] for t in MODE_TYPES}
+    pred = {t: [] for t in MODE_TYPES}
+    for im in cal["per_image"]:
+        types = np.flatnonzero(drawn[im["index"]])
+        order = types[np.argsort(-probs[im["index"]][types], kind="stable")]
+        if not np.allclose(probs[im["index"]][order], im["true"], atol=1e-5):
+            raise ValueError(f"image {im['index']}: modes do not match the generator's")
+        for k, t in enumerate(order):
+            true[MODE_TYPES[t]].append(im["true"][k])
+            pred[MODE_TYPES[t]].append(im["predicted"][k])
+    return {t: dict(true=float(np.mean(true[t])), predicted=float(np.mean(pred[t])),
+                    num_images=len(true[t])) for t in MODE_TYPES}
+
+
+def cityscapes_class_iou(run_dir: Path) -> Dict[str, float]:
+    """Sample-weighted IoU of sidewalk, person and car (class or flipped copy) on the test split.
+
+    Every compact sample of every test image is compared with annotation 0 (all annotations
+    share these regions); intersections and unions are summed over images, weighted by the
+    sample weights.
+
+    Args:
+        run_dir: run folder (config.json, best checkpoint).
+
+    Returns:
+        class name -> IoU.
+    """
+    import torch
+
+    from utils.build import build_loaders, build_model
+    from utils.config.config import Config
+    from utils.evaluation.metrics import hard_labels
+    from utils.runtime.checkpoint import load_model_weights
+
+    cfg = Config(read_json(run_dir / "config.json"))
+    model = build_model(cfg)
+    load_model_weights(model, str(run_dir / f"{cfg.experiment_name}_best_ged.pth"))
+    model.eval()
+    inter = {c: 0.0 for c in IOU_CLASSES}
+    union = {c: 0.0 for c in IOU_CLASSES}
+    gen = torch.Generator().manual_seed(cfg.eval_seed)
+    with torch.no_grad():
+        for x, labels, _ in build_loaders(cfg, ("test",))["test"]:
+            out = model(x, label=labels if cfg.masked_pred else None, generator=gen)
+            samples, w = hard_labels(out["pred"]), out["weights"].double()  # (B, N, H, W)
+            for c, ids in IOU_CLASSES.items():
+                s = torch.isin(samples, torch.tensor(ids))  # (B, N, H, W)
+                y = torch.isin(labels[:, :1], torch.tensor(ids))  # (B, 1, H, W)
+                inter[c] += float(((s & y).sum((2, 3)) * w).sum())
+                union[c] += float(((s | y).sum((2, 3)) * w).sum())
+    return {c: inter[c] / max(union[c], 1e-9) for c in IOU_CLASSES}
+
+
+def collect(run_dir: Path) -> Dict[str, Any]:
+    """Headline figures of one run plus the dataset-specific ones."""
+    cfg = read_json(run_dir / "config.json")
+    res = read_json(next((run_dir / "test").glob("results_*.json")))
+    out = {k: res.get(k) for k in HEADLINE if k != "wall_s"}
+    wall = run_dir / "wall_s.txt"
+    out["wall_s"] = float(wall.read_text()) if wall.is_file() else None
+    out["epochs"] = cfg["epochs"]
+    cal = read_json(run_dir / "test" / "mode_calibration.json")
+    out["mode_tv"] = cal["tv"]["mean"]
+    if cfg["dataset"] == "lidc":
+        out["mode_types"] = lidc_type_masses(run_dir, ROOT / cfg["data_folder"])
+    else:
+        out["flips"] = {k: {"true": v["true"], "predicted": v["predicted"]}
+                        for k, v in cal["flips"].items()}
+        out["class_iou"] = cityscapes_class_iou(run_dir)
+    return out
+
+
+def flatten(run: Dict[str, Any]) -> Dict[str, float]:
+    """Every numeric figure of a run under one flat name (for mean and range over seeds)."""
+    flat = {k: v for k, v in run.items() if isinstance(v, (int, float)) and v is not None}
+    for t, m in run.get("mode_types", {}).items():
+        flat[f"{t} true"], flat[f"{t} predicted"] = m["true"], m["predicted"]
+    for c, m in run.get("flips", {}).items():
+        flat[f"flip {c} true"], flat[f"flip {c} predicted"] = m["true"], m["predicted"]
+    for c, v in run.get("class_iou", {}).items():
+        flat[f"IoU {c}"] = v
+    return {k: float(v) for k, v in flat.items() if v is not None}
+
+
+def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """name -> mean, min, max over the seeds' runs."""
+    flats = [flatten(r) for r in runs]
+    names = [k for k in flats[0] if all(k in f for f in flats)]
+    return {k: dict(mean=float(np.mean([f[k] for f in flats])),
+                    min=float(min(f[k] for f in flats)), max=float(max(f[k] for f in flats)))
+            for k in names}
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """One table per config: figure, mean, min–max over seeds, and the per-seed values."""
+    lines = []
+    for config, entry in results["configs"].items():
+        seeds = ", ".join(str(s) for s in entry["seeds"])
+        lines += [f"### {config} (seeds {seeds})", "",
+                  "| Figure | Mean | Min – max | Per seed |", "|---|---|---|---|"]
+        for name, s in entry["summary"].items():
+            per_seed = " / ".join(f"{flatten(r)[name]:.4g}" for r in entry["runs"])
+            lines.append(f"| {name} | {s['mean']:.4g} | {s['min']:.4g} – {s['max']:.4g} "
+                         f"| {per_seed} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["synthetic_lidc", "synthetic_cityscapes"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
+    parser.add_argument("--log-root", default="log/bench_learning")
+    parser.add_argument("--out", default="benchmarks/results/learning")
+    parser.add_argument("--reuse", action="store_true", help="skip runs that have test results")
+    args = parser.parse_args()
+    results = {"command": " ".join(sys.argv), "configs": {}}
+    for config in args.configs:
+        runs = []
+        for seed in args.seeds:
+            run = collect(train_and_test(config, seed, args))
+            runs.append(dict(seed=seed, **run))
+            print(json.dumps({"config": config, "seed": seed, "ged_ratio": run["ged_ratio"],
+                              "mode_mass_error": run["mode_mass_error"]}), flush=True)
+        results["configs"][config] = dict(seeds=args.seeds, runs=runs, summary=summarise(runs))
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
