@@ -72,6 +72,27 @@ def bn_relu_backward(grad_y: torch.Tensor, y: torch.Tensor, x: torch.Tensor, mea
     return grad_x, sum_gc * invstd, sum_g
 
 
+def bn_relu_backward_lean(grad_y: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
+                          mean: torch.Tensor, scale: torch.Tensor, invstd: torch.Tensor,
+                          training: bool, rows: int = 65536):
+    """`bn_relu_backward` with x − mean formed a block of rows at a time (eager use).
+
+    Its full-size temporaries are only g and the result: the largest head tensors (128 MiB at
+    batch 4 on LIDC) are not duplicated, so peak memory stays that of a plain BatchNorm.
+    """
+    if not training:
+        return bn_relu_backward(grad_y, y, x, mean, scale, invstd, training)
+    n = x.shape[0]
+    g = torch.ops.aten.threshold_backward(grad_y, y, 0.0)  # (R, C), through the ReLU
+    sum_g = g.sum(0)  # (C,)
+    sum_gc = sum((g[i:i + rows] * (x[i:i + rows] - mean)).sum(0) for i in range(0, n, rows))
+    k = -scale * invstd * invstd * sum_gc / n  # (C,) coefficient of (x − mean)
+    grad_x = torch.addcmul(-scale * sum_g / n, g, scale)  # (R, C)
+    for i in range(0, n, rows):
+        grad_x[i:i + rows].addcmul_(x[i:i + rows] - mean, k)
+    return grad_x, sum_gc * invstd, sum_g
+
+
 _COMPILED: dict = {}  # the compiled kernels, created at first use; "failed" once they fail
 
 
@@ -84,10 +105,11 @@ def kernels(compiled: bool):
     warning is logged and the eager kernels are used from then on.
     """
     if not compiled or _COMPILED.get("failed"):
-        return bn_relu_forward, bn_relu_backward
+        return bn_relu_forward, bn_relu_backward_lean
     if not _COMPILED:
         _COMPILED.update(forward=_fallback(torch.compile(bn_relu_forward), bn_relu_forward),
-                         backward=_fallback(torch.compile(bn_relu_backward), bn_relu_backward))
+                         backward=_fallback(torch.compile(bn_relu_backward),
+                                            bn_relu_backward_lean))
     return _COMPILED["forward"], _COMPILED["backward"]
 
 
