@@ -322,14 +322,8 @@ def test_padding_is_harmless_for_exact_and_nearest_couplings(annotated):
         assert P_pad[..., 4:].abs().max() == 0
 
 
-# The greedy coupling places 1/M per annotation before weighting, so zero-weight padding uses up
-# sample capacity; the M-IoU leaves the Hungarian path (0 for unsolvable matrices) for optimal
-# transport (NaN) when a weight is 0. Both are fixed by treating zero-weight annotations as
-# absent (proposed in the issue-11 report); remove the marks when that lands.
-NEEDS_ZERO_WEIGHT_FIX = pytest.mark.xfail(strict=True, reason="zero-weight fix not applied yet")
-
-
-@NEEDS_ZERO_WEIGHT_FIX
+# Zero-weight padding annotations are treated as absent by the greedy coupling (no capacity
+# used) and by the M-IoU (the Hungarian path stays available).
 def test_padding_is_harmless_for_the_greedy_coupling(annotated):
     from utils.loss.ot_cost import iou_cost
     from utils.loss.ot_coupling import greedy_coupling
@@ -341,7 +335,6 @@ def test_padding_is_harmless_for_the_greedy_coupling(annotated):
         torch.testing.assert_close(P_pad[..., :4], P)
 
 
-@NEEDS_ZERO_WEIGHT_FIX
 def test_padding_is_harmless_for_the_matched_iou(annotated):
     from utils.evaluation.metrics import ged_miou, hard_labels
 

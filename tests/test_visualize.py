@@ -17,6 +17,7 @@ from utils.evaluation.visualize import (
     CITYSCAPES_PALETTE,
     calibration_figure,
     colorize,
+    display_image,
     label_palette,
     predictive_maps,
     reliability_figure,
@@ -161,3 +162,12 @@ def test_tensorboard_sample_grid(tmp_path):
     tag, fig, step = writer.figures[0]
     assert tag == "val/sample_grid" and step == 3 and len(fig.axes) >= 4 + 4 + 8
     tensorboard_sample_grid(None, model, loader, cfg, torch.device("cpu"), step=3)  # no writer
+
+
+def test_rgb_inputs_are_shown_by_their_own_normalisation():
+    x = torch.randn(3, 5, 6) * 3 + 1  # a per-image standardised RGB input (folder dataset)
+    shown = display_image(x, cityscapes=False)
+    assert shown.shape == (5, 6, 3) and shown.min() == 0 and shown.max() == pytest.approx(1)
+    np.testing.assert_allclose(shown, ((x - x.min()) / (x.max() - x.min())).permute(1, 2, 0),
+                               atol=1e-6)
+    assert display_image(x).min() >= 0 and display_image(x).max() <= 1  # Cityscapes, clipped

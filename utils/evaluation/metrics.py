@@ -129,6 +129,10 @@ def matched_iou(d_sy: np.ndarray, u: np.ndarray, v: np.ndarray, matching: str = 
     With `skip_undefined`, undefined (NaN) pairs cost 0 in the matching and are left out of the
     average; an image whose matched pairs are all undefined is NaN.
     """
+    keep = v > 0  # zero-weight annotations (padding) take no part
+    if not keep.any():
+        return float("nan")
+    d_sy, v = d_sy[:, keep], v[keep]
     N, M = d_sy.shape
     undefined = np.isnan(d_sy)
     cost = np.where(undefined, 0.0, d_sy) if skip_undefined else d_sy

@@ -35,7 +35,7 @@ from utils.runtime.seed import make_generator
 
 def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor,
                 out: Dict[str, torch.Tensor], samples: torch.Tensor, b: int, softmax: bool,
-                masked_pred: bool) -> Dict[str, Any]:
+                masked_pred: bool, cityscapes: bool = True) -> Dict[str, Any]:
     """The data of image b of a batch that `visualize.sample_grid_figure` draws.
 
     Args:
@@ -46,6 +46,7 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
         b: image index in the batch.
         softmax: `out['pred']` holds probabilities (else logits).
         masked_pred: void pixels (label 0) were masked: their entropy is shown as 0.
+        cityscapes: RGB inputs carry the Cityscapes normalisation (else shown min-max scaled).
 
     Returns:
         dict of CPU tensors / arrays for one image.
@@ -58,7 +59,8 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
     return dict(image=x[b].cpu(), labels=labels[b].cpu(), label_probs=label_probs[b].cpu(),
                 samples=samples[b].cpu(), weights=out["weights"][b].cpu(),
                 expert_probs=out["expert_probs"][b].cpu() if "expert_probs" in out else None,
-                compact="expert_probs" in out, marginal=marginal, entropy=entropy)
+                compact="expert_probs" in out, marginal=marginal, entropy=entropy,
+                cityscapes=cityscapes)
 
 
 def _truth_known(loader: DataLoader) -> bool:
@@ -92,7 +94,7 @@ def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.d
         samples = hard_labels(out["pred"])  # (B, N, H, W)
         for b in range(max(0, min(x.shape[0], cfg.num_figures - start))):
             item = figure_item(x, labels, label_probs, out, samples, b, cfg.softmax,
-                               cfg.masked_pred)
+                               cfg.masked_pred, cfg.dataset == "cityscapes")
             fig = sample_grid_figure(item, cfg.n_classes, f"{split} image {start + b}")
             save_figure(fig, figure_dir / f"sample_grid_{start + b}.png")
         if calibration is not None:
@@ -190,7 +192,7 @@ def tensorboard_sample_grid(tb: Any, model: nn.Module, loader: DataLoader, cfg: 
         out = model(x, label=labels if cfg.masked_pred else None,
                     generator=make_generator(cfg.eval_seed, device))
     item = figure_item(x, labels, label_probs, out, hard_labels(out["pred"]), 0, cfg.softmax,
-                       cfg.masked_pred)
+                       cfg.masked_pred, cfg.dataset == "cityscapes")
     tb.add_figure("val/sample_grid", sample_grid_figure(item, cfg.n_classes, f"epoch {step}"),
                   global_step=step)
     model.train(was_training)

@@ -60,16 +60,20 @@ def class_names(num_classes: int) -> Sequence[str]:
                                                                   for c in range(num_classes)]
 
 
-def display_image(x: torch.Tensor) -> np.ndarray:
+def display_image(x: torch.Tensor, cityscapes: bool = True) -> np.ndarray:
     """Model input (C_in, H, W) -> something `imshow` shows: (H, W) grey or (H, W, 3) RGB.
 
     One channel: the standardised image as is (grey, auto contrast). Three or more channels:
-    the first three undo the Cityscapes normalisation (a 4th, the black-box prediction, is
-    drawn separately).
+    the first three undo the Cityscapes normalisation when `cityscapes` (a 4th, the black-box
+    prediction, is drawn separately), else they are scaled to [0, 1] (images standardised per
+    image, e.g. the folder dataset).
     """
     x = x.detach().float().cpu().numpy()
     if x.shape[0] < 3:
         return x[0]
+    if not cityscapes:
+        rgb = x[:3]
+        return ((rgb - rgb.min()) / max(float(np.ptp(rgb)), 1e-12)).transpose(1, 2, 0)
     mean, std = np.asarray(IMAGE_MEAN)[:, None, None], np.asarray(IMAGE_STD)[:, None, None]
     return np.clip((x[:3] * std + mean).transpose(1, 2, 0), 0, 1)  # (H, W, 3)
 
@@ -118,7 +122,8 @@ def _show(ax, image: np.ndarray, title: str, **kwargs) -> Any:
 def _overview_panels(item: Dict[str, Any], num_classes: int) -> list:
     """(image, title, imshow options, colourbar?) of the first row of a sample grid."""
     x, marginal, entropy = item["image"], item["marginal"], item["entropy"]
-    panels = [(display_image(x), "input", dict(cmap="gray"), False)]
+    panels = [(display_image(x, item.get("cityscapes", True)), "input", dict(cmap="gray"),
+               False)]
     if x.shape[0] == 4:
         panels.append((colorize(x[3].round().long().cpu(), num_classes), "black-box pred.", {},
                        False))
@@ -167,7 +172,7 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
     """
     overview = _overview_panels(item, num_classes)
     annots = torch.argsort(item["label_probs"].double().cpu(), descending=True, stable=True)
-    annots = annots[:max_annotations].tolist()
+    annots = [m for m in annots.tolist() if item["label_probs"][m] > 0][:max_annotations]
     samples = _sample_order(item, max_samples)
     S = len(item["weights"]) // item["expert_probs"].shape[0] if item["compact"] else 8
     ncols = max(len(overview), min(8, max(len(annots), S)))

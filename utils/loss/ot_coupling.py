@@ -44,6 +44,9 @@ def greedy_coupling(cost: torch.Tensor, gt_weights: torch.Tensor, gamma: float) 
     """
     B, N, M = cost.shape
     c = cost.detach().double()
+    real = gt_weights.detach().double() > 0  # (B, M); zero-weight (padding) annotations
+    M_real = real.sum(1, keepdim=True).clamp_min(1)  # (B, 1) place no mass
+    mass = real / M_real  # (B, M): 1/M for every annotation of a fully weighted image
     order = torch.sort(c.min(dim=1).values, dim=1, stable=True).indices  # (B, M)
     P = torch.zeros_like(c)  # (B, N, M)
     row = torch.zeros(B, N, dtype=c.dtype, device=c.device)  # (B, N)
@@ -53,11 +56,12 @@ def greedy_coupling(cost: torch.Tensor, gt_weights: torch.Tensor, gamma: float) 
         idx = torch.sort(col, dim=1, stable=True).indices  # (B, N)
         cap = (gamma - row).clamp_min(0).gather(1, idx)  # (B, N), in visiting order
         placed_before = cap.cumsum(1) - cap  # (B, N)
-        put = (1.0 / M - placed_before).clamp_min(0).minimum(cap)  # (B, N)
+        need = mass.gather(1, j[:, None])  # (B, 1)
+        put = (need - placed_before).clamp_min(0).minimum(cap)  # (B, N)
         put = torch.zeros_like(put).scatter_(1, idx, put)  # (B, N), back in sample order
         P.scatter_(2, j[:, None, None].expand(B, N, 1), put[..., None])
         row += put
-    P = P * (gt_weights.double() * M)[:, None, :]  # (B, N, M)
+    P = P * (gt_weights.double() * M_real)[:, None, :]  # (B, N, M)
     return P.to(cost.dtype)
 
 
