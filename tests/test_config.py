@@ -24,7 +24,7 @@ def test_defaults_resolve_to_the_paper_lidc_setting():
 
 
 def test_every_default_has_a_comment():
-    source = open("utils/config/config.py").read()
+    source = open("utils/config/defaults.py").read()
     block = source[source.index("DEFAULTS: Dict"):source.index("# Settings whose accepted")]
     for name in DEFAULTS:
         line = next(ln for ln in block.splitlines() if re.match(rf"\s+{name}=", ln))

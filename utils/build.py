@@ -87,7 +87,8 @@ def build_model(cfg: Config) -> torch.nn.Module:
         model = SSN(rank=cfg.ssn_rank, mc_samples=cfg.ssn_mc_samples, **common)
     else:
         model = MoSE(latent_dim=cfg.latent_dim, num_expert=cfg.num_expert,
-                     sample_per_mode=cfg.sample_per_mode, fast_head=cfg.fast_head, **common)
+                     sample_per_mode=cfg.sample_per_mode, fast_head=cfg.fast_head,
+                     compile_head=cfg.compile_head, **common)
     if cfg.compile:
         model.compile()  # in place: state_dict keys (and checkpoints) stay unprefixed
     return model

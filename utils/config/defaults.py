@@ -1,0 +1,132 @@
+"""Every setting with its default and one comment (the paper's LIDC setting), plus the accepted
+types, choices and aliases that `utils.config.config` checks config files and `--set` against.
+"""
+
+from typing import Any, Dict
+
+# The defaults are the paper's LIDC setting (MoSE, ICLR 2023); other configs override them.
+DEFAULTS: Dict[str, Any] = dict(
+    # --- run identity and output folders ---
+    experiment_name="mose",  # run name: run folder is <log_root>/<log_dir_name>/<experiment_name>
+    log_root="log",  # root of the run folders (checkpoints, text log, metrics.jsonl, results)
+    log_dir_name="lidc",  # group folder under log_root (the authors use 'lidc' / 'cityscapes')
+    run_root="runs",  # TensorBoard root; events go to <run_root>/<log_dir_name>/<experiment_name>
+    seed=0,  # seeds python, numpy, torch and the DataLoader workers
+    eval_seed=0,  # evaluation sampling: batch j draws from a generator seeded by (eval_seed, j),
+    # so GED repeats exactly and is independent of the process count (utils/runtime/distributed.py)
+    cpu_malloc_reuse=True,  # on CPU, keep freed memory (utils/runtime/cpu_memory.py; faster)
+    device="auto",  # 'auto' (cuda if available), 'cpu' or 'cuda'; --device overrides
+    sync_bn=False,  # torchrun on GPUs: SyncBatchNorm (statistics over all processes); the head
+    # then runs as plain modules (fast_head is bypassed: it normalises outside the BN modules)
+    pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
+    # --- data ---
+    dataset="lidc",  # 'lidc', 'cityscapes' or 'folder' (your own data, data/folder.py)
+    data_folder="../data/lidc_npy",  # processed npy layout (see README: building the datasets)
+    synthetic=None,  # None, 'lidc' or 'cityscapes': generate a synthetic set if data_folder absent
+    synthetic_options={},  # keyword arguments of data.synthetic.make_<synthetic> (sizes, seed)
+    n_classes=2,  # C, classes of the segmentation output (LIDC: background, lesion)
+    input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3;
+    # folder: the channels of data_folder's first image)
+    image_size=[128, 128],  # (H, W) of training inputs; checked against the first batch
+    num_w=0,  # DataLoader worker processes
+    label_range=None,  # None: all annotations; else the annotation indices used for training
+    eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class; folder: every
+    # foreground class 1..n_classes-1 unless set)
+    use_bbpred=True,  # cityscapes only: append the black-box prediction as an input channel
+    # --- method: MoSE, or a baseline in the same protocol (README: Baselines) ---
+    method="mose",  # 'mose', 'prob_unet' (Kohl et al. 2018) or 'ssn' (Monteiro et al. 2020).
+    # The baselines share the backbone (num_filters), data, metrics and protocol; they ignore
+    # MoSE's expert and OT-loss settings (latent_dim, num_expert, sample_per_mode, fast_head,
+    # cost_fn, gamma0, G0, num_chunks, coupling) and the gamma / S / G schedules (set to None);
+    # beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
+    prob_unet_latent_dim=6,  # Prob. U-Net latent size L (Kohl et al. 2018: 6)
+    ssn_rank=10,  # SSN rank of the covariance factor (Monteiro et al. 2020: 10)
+    ssn_mc_samples=20,  # SSN Monte-Carlo logit samples of the training loss (Monteiro et al.: 20)
+    # --- model ---
+    num_filters=[32, 64, 128, 192, 192, 192, 192],  # U-Net channels per level (any depth >= 2)
+    latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
+    num_expert=4,  # K, experts in the mixture
+    sample_per_mode=4,  # S, samples drawn from every expert (compact representation, N = K*S)
+    masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
+    softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
+    eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
+    fast_head=True,  # head as folded matrix products (same maths, 2-3x faster on CPU; README)
+    channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
+    amp=False,  # bf16 autocast of the model forward (GPU); losses, coupling, metrics stay fp32
+    compile=False,  # torch.compile the whole model in place (CPU: slow first step, no gain)
+    compile_head=False,  # fast head: torch.compile its batch-norm kernels (fused loops; ~15 s
+    # compile at the first step, eager fallback with one warning)
+    # --- loss (Wasserstein-like OT loss) ---
+    cost_fn="iou",  # pairwise cost between a sample and an annotation: 'iou' or 'ce'
+    beta=1.0,  # weight of the KL term on the sample weights
+    gamma0=0.5,  # initial capacity of every sample in the coupling
+    G0=1.0,  # initial soft-gradient grouping threshold (G < 1 merges similar experts)
+    num_chunks=1,  # chunks of the pairwise cost computation (memory for large N, M, C)
+    coupling="greedy",  # 'greedy' (the reference rule) or 'exact' (POT transport solver)
+    # --- optimisation ---
+    train_batch_size=16,  # images per training step
+    val_batch_size=16,  # images per validation step
+    test_batch_size=16,  # images per test step (metrics are per-image means: no effect on them)
+    epochs=200,  # training epochs
+    lr=1e-3,  # Adam learning rate
+    weight_decay=1e-5,  # Adam weight decay
+    lr_schedule="plateau",  # 'plateau' (ReduceLROnPlateau on the monitored loss, as the paper) or
+    # 'cosine' (per-epoch cosine decay from lr to scheduler_options['min_lr'] over the run)
+    scheduler_options=dict(mode="min", factor=0.5, patience=10, min_lr=1e-5),  # ReduceLROnPlateau
+    gamma_scheduler_options=dict(values=[1.0], patience=10),  # gamma values after gamma0, or None
+    S_scheduler_options=None,  # sample_per_mode values after the initial one, or None
+    G_scheduler_options=None,  # G values after G0, or None
+    scheduler_mean="running",  # loss fed to the schedulers: 'running' (since start, as the
+    # reference code) or 'epoch' (mean over the epoch just finished)
+    logging_frequency=1,  # epochs between training summaries in the text log and TensorBoard
+    validation_frequency=1,  # epochs between validations (also run before the first epoch)
+    max_train_minutes=None,  # None or a wall-clock budget for training: no epoch is started that
+    # would end past it, one still running at the deadline stops after its current step (with
+    # lr_schedule='cosine' the decay is compressed to the epochs that fit)
+    test_after_training=False,  # evaluate the best checkpoint on the test split after training
+    # --- evaluation: metric conventions and extra outputs (utils/evaluation/report.py) ---
+    empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)
+    # or the pair is undefined and left out ('skip'); README: comparing LIDC numbers
+    matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or
+    # optimal transport ('ot'); weighted samples always use optimal transport
+    num_figures=4,  # --demo val/test: sample grids of the first images in <split>/figures/ (and
+    # a reliability diagram); training: the first val image's grid to TensorBoard. 0: none
+    sweep=False,  # --demo val/test: also GED / M-IoU per sample count with bootstrap CIs
+    sweep_counts=[1, 4, 16, 32, 100],  # sample counts of the sweep (standard representation;
+    # compact with N = K*S nearest to each)
+)
+
+# Settings whose accepted types are not simply the type of their default.
+TYPES: Dict[str, tuple] = dict(
+    pretrained_model_full_path=(str, type(None)),
+    synthetic=(str, type(None)),
+    input_channels=(int, type(None)),
+    label_range=(list, type(None)),
+    eval_sample_num=(int, type(None)),
+    gamma_scheduler_options=(dict, type(None)),
+    S_scheduler_options=(dict, type(None)),
+    G_scheduler_options=(dict, type(None)),
+    max_train_minutes=(float, type(None)),
+)
+
+CHOICES: Dict[str, tuple] = dict(
+    method=("mose", "prob_unet", "ssn"),
+    dataset=("lidc", "cityscapes", "folder"),
+    synthetic=(None, "lidc", "cityscapes"),
+    device=("auto", "cpu", "cuda"),
+    cost_fn=("iou", "ce"),
+    coupling=("greedy", "exact"),
+    scheduler_mean=("running", "epoch"),
+    lr_schedule=("plateau", "cosine"),
+    empty_distance=("zero", "skip"),
+    matching=("hungarian", "ot"),
+)
+
+
+# Common names of other code bases, so their users get pointed at ours.
+ALIASES: Dict[str, str] = dict(
+    learning_rate="lr", num_classes="n_classes", batch_size="train_batch_size",
+    num_epochs="epochs", n_epochs="epochs", num_workers="num_w", num_experts="num_expert",
+    samples_per_mode="sample_per_mode", gamma="gamma0", G="G0", data_dir="data_folder",
+    data_root="data_folder", in_channels="input_channels", checkpoint="pretrained_model_full_path",
+)
