@@ -15,8 +15,10 @@ image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net: 32x32 inputs need few levels and channels
 latent_dim = 2  # the four experts start at the corners of the unit square, well apart
 gamma0 = 1 / 16  # = 1/(K*S): at first every sample carries the same mass, so every expert is
-# matched to annotations and none dies before the masks are learnt ...
-gamma_scheduler_options = dict(values=[1.0], milestones=[6])  # ... then the weights are fitted
+# matched to annotations and none dies before the masks are learnt; then 1/8 (an expert's four
+# samples may carry half of the mass: samples become sharp masks, experts specialise, and a
+# second expert still receives the overflow of a dominant mode), then 1 to fit the weights
+gamma_scheduler_options = dict(values=[1 / 8, 1.0], milestones=[2, 9])
 train_batch_size = 32
 val_batch_size = 50
 test_batch_size = 50
