@@ -1,6 +1,7 @@
 """The fast head (folded matrix products, channels-last backbone) equals the plain formulation."""
 
 import copy
+import logging
 
 import pytest
 import torch
@@ -93,9 +94,14 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
     fast.compile_head = True
     x = torch.randn(2, 2, 16, 16)
     y = torch.randint(0, 3, (2, 4, 16, 16))
-    with caplog.at_level("WARNING", logger="mose"):
-        pred_f, _ = run_step(fast.train(), x, y, "iou")
-        run_step(fast.train(), x, y, "iou")
+    log = logging.getLogger("mose")  # does not propagate once a run has set up logging
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="mose"):
+            pred_f, _ = run_step(fast.train(), x, y, "iou")
+            run_step(fast.train(), x, y, "iou")
+    finally:
+        log.removeHandler(caplog.handler)
     pred_p, _ = run_step(plain.train(), x, y, "iou")
     torch.testing.assert_close(pred_f, pred_p, rtol=1e-5, atol=1e-5 * pred_p.abs().max())
     assert sum("torch.compile" in r.getMessage() for r in caplog.records) == 1
