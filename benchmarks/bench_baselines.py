@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_baselines.py                 # 3 methods x seeds 0 1 2
     python benchmarks/bench_baselines.py --jobs 2 --epochs 8 --seeds 0     # a quicker look
+    OMP_NUM_THREADS=1 python benchmarks/bench_baselines.py --step-time     # seconds per step
 
 Every run is `python main.py experiments/synthetic_lidc[_<method>].py --set seed=S ...` in its
 own process: training (no wall-clock budget, so every method gets the same epochs), then
@@ -12,7 +13,7 @@ protocol for every method); with `--jobs 2` two runs share the CPU, so compare t
 between runs made with the same `--jobs` on an otherwise idle machine.
 
 Writes `<out>/results.json` (every run, and per method the mean, min and max over seeds) and
-`<out>/table.md`, and prints the table.
+`<out>/table.md`, and prints the table; `--step-time` writes `<out>/step_time.json` instead.
 """
 
 import argparse
@@ -52,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--runs", default="log/bench_baselines",
                    help="the run folders (checkpoints, logs; not for version control)")
     p.add_argument("--data", default="synthetic_data/lidc", help="shared synthetic data folder")
+    p.add_argument("--step-time", action="store_true",
+                   help="only time training steps, the methods interleaved (fair under load)")
     return p.parse_args(argv)
 
 
@@ -128,6 +131,45 @@ def table(summary: Dict[str, Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def step_times(args: argparse.Namespace, rounds: int = 3, steps: int = 10) -> Dict[str, Any]:
+    """Seconds per training step (forward, loss, backward, Adam) of each method's synthetic
+    config, in this process with `--threads` threads: `rounds` rounds, the methods interleaved
+    within each round so that a varying machine load hits them alike; median over rounds."""
+    import torch
+
+    from utils.build import build_loaders, build_loss, build_model
+    from utils.config.config import load_config
+    from utils.loss import objective
+
+    torch.set_num_threads(args.threads)
+    setups = {}
+    for method in args.methods:
+        cfg = load_config(str(ROOT / CONFIGS[method]), [f"data_folder={ROOT / args.data}"])
+        model = build_model(cfg).train()
+        batches = [b for _, b in zip(range(steps), build_loaders(cfg, ("train",))["train"])]
+        setups[method] = (model, objective(build_loss(cfg)),
+                          torch.optim.Adam(model.parameters(), lr=cfg.lr), batches)
+
+    def one_round(method: str) -> float:
+        model, loss_fn, optimizer, batches = setups[method]
+        start = time.perf_counter()
+        for x, labels, probs in batches:
+            loss = loss_fn(model(x, label=labels, label_probs=probs), labels, probs)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return (time.perf_counter() - start) / len(batches)
+
+    for method in args.methods:  # warm-up
+        one_round(method)
+    times = {m: [] for m in args.methods}
+    for _ in range(rounds):
+        for method in args.methods:
+            times[method].append(one_round(method))
+    return {m: dict(median=sorted(t)[len(t) // 2], all=t, batch=len(setups[m][3][0][0]))
+            for m, t in times.items()}
+
+
 def prepare_data(args: argparse.Namespace) -> None:
     """Generate the synthetic set once (the configs' `synthetic_options`), untimed."""
     if (ROOT / args.data).exists():
@@ -143,6 +185,12 @@ def main(argv=None) -> Dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out)
     prepare_data(args)
+    if args.step_time:
+        result = dict(threads=args.threads, seconds_per_step=step_times(args))
+        (ROOT / out).mkdir(parents=True, exist_ok=True)
+        (ROOT / out / "step_time.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return result
     jobs = [(m, s) for s in args.seeds for m in args.methods]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(lambda job: run_one(*job, args), jobs))
