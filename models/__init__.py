@@ -1,5 +1,7 @@
-"""MoSE model components."""
+"""Models returning a weighted set of segmentations: MoSE and the two baselines."""
 
 from models.mose import MoSE
+from models.prob_unet import ProbUnet
+from models.ssn import SSN
 
-__all__ = ["MoSE"]
+__all__ = ["MoSE", "ProbUnet", "SSN"]
