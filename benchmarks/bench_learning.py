@@ -184,7 +184,8 @@ def collect(run_dir: Path) -> Dict[str, Any]:
 
 def flatten(run: Dict[str, Any]) -> Dict[str, float]:
     """Every numeric figure of a run under one flat name (for mean and range over seeds)."""
-    flat = {k: v for k, v in run.items() if isinstance(v, (int, float)) and v is not None}
+    flat = {k: v for k, v in run.items()
+            if isinstance(v, (int, float)) and v is not None and k != "seed"}
     for t, m in run.get("mode_types", {}).items():
         flat[f"{t} true"], flat[f"{t} predicted"] = m["true"], m["predicted"]
     for c, m in run.get("flips", {}).items():
