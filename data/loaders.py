@@ -160,15 +160,8 @@ def build_dataloaders(
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if int(sizes[split]) < 1:
             raise ValueError(f"{split}_batch_size must be >= 1, got {sizes[split]}")
-        ds = build_dataset(
-            dataset,
-            data_folder,
-            split,
-            label_range=label_range,
-            use_bbpred=use_bbpred,
-            bbpred_channel=bbpred_channel,
-            input_channels=input_channels,
-            n_classes=n_classes,
-        )
+        ds = build_dataset(dataset, data_folder, split, label_range=label_range,
+                           use_bbpred=use_bbpred, bbpred_channel=bbpred_channel,
+                           input_channels=input_channels, n_classes=n_classes)
         loaders[split] = _make_loader(ds, split, int(sizes[split]), num_w, seed, distributed)
     return loaders
