@@ -44,3 +44,32 @@ def trainable_count_from_header(name: str) -> int:
         if line.startswith("# trainable parameters:"):
             return int(line.split(":")[1])
     raise AssertionError("no parameter count in header")
+
+
+def assert_finite_gradients(model, nonzero: bool = True) -> None:
+    """Every parameter of `model` has a finite (and, with `nonzero`, non-zero) gradient."""
+    import torch
+
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        if nonzero:
+            assert p.grad.abs().sum() > 0, name
+
+
+def assert_checkpoint_round_trip(make, x, labels, probs, path) -> None:
+    """A trained-mode forward, save, load strictly into a fresh `make()`: same eval outputs."""
+    import torch
+
+    torch.manual_seed(0)
+    model = make()
+    model(x, label=labels, label_probs=probs)  # move the batch-norm running statistics
+    torch.save(model.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = make()
+    fresh.load_state_dict(torch.load(path), strict=True)
+    model.eval(), fresh.eval()
+    with torch.no_grad():
+        a = model(x, generator=torch.Generator().manual_seed(5))["pred"]
+        b = fresh(x, generator=torch.Generator().manual_seed(5))["pred"]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)

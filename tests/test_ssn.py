@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models.ssn import SSN, low_rank_sample
+from tests.helpers import assert_checkpoint_round_trip, assert_finite_gradients
 from utils.loss.ssn_nll import SSNLoss
 
 
@@ -138,23 +139,8 @@ def test_every_parameter_gets_a_finite_gradient(C):
     x, labels, probs = batch(C=C)
     loss, _, _ = SSNLoss()(model(x, label=labels, label_probs=probs), labels, probs)
     loss.backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, name
-        assert torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
+    assert_finite_gradients(model)
 
 
 def test_checkpoint_round_trip(tmp_path):
-    torch.manual_seed(0)
-    model = tiny()
-    x, labels, probs = batch()
-    model(x, label=labels, label_probs=probs)  # move the batch-norm running statistics
-    torch.save(model.state_dict(), tmp_path / "ssn.pth")
-    torch.manual_seed(1)
-    fresh = tiny()
-    fresh.load_state_dict(torch.load(tmp_path / "ssn.pth"), strict=True)
-    model.eval(), fresh.eval()
-    with torch.no_grad():
-        a = model(x, generator=torch.Generator().manual_seed(5))["pred"]
-        b = fresh(x, generator=torch.Generator().manual_seed(5))["pred"]
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert_checkpoint_round_trip(tiny, *batch(), tmp_path / "ssn.pth")
