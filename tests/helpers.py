@@ -73,3 +73,13 @@ def assert_checkpoint_round_trip(make, x, labels, probs, path) -> None:
         a = model(x, generator=torch.Generator().manual_seed(5))["pred"]
         b = fresh(x, generator=torch.Generator().manual_seed(5))["pred"]
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def random_batch(B: int = 3, M: int = 4, C: int = 2, H: int = 12, W: int = 10, seed: int = 0):
+    """A seeded one-channel batch: x (B, 1, H, W), labels (B, M, H, W), uniform weights (B, M)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, 1, H, W, generator=g)
+    labels = torch.randint(0, C, (B, M, H, W), generator=g)
+    return x, labels, torch.full((B, M), 1.0 / M)

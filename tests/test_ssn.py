@@ -8,6 +8,7 @@ import torch
 
 from models.ssn import SSN, low_rank_sample
 from tests.helpers import assert_checkpoint_round_trip, assert_finite_gradients
+from tests.helpers import random_batch as batch
 from utils.loss.ssn_nll import SSNLoss
 
 
@@ -16,13 +17,6 @@ def tiny(**overrides) -> SSN:
                   softmax=True, masked_pred=False)
     kwargs.update(overrides)
     return SSN(**kwargs)
-
-
-def batch(B=3, M=4, C=2, H=12, W=10, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, 1, H, W, generator=g)
-    labels = torch.randint(0, C, (B, M, H, W), generator=g)
-    return x, labels, torch.full((B, M), 1.0 / M)
 
 
 @pytest.mark.parametrize("C,softmax", [(2, True), (2, False), (5, True), (5, False)])
