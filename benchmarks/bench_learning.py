@@ -2,7 +2,7 @@
 
     python benchmarks/bench_learning.py [--configs synthetic_lidc synthetic_cityscapes ...]
         [--seeds 0 1 2] [--epochs E] [--threads 1] [--out benchmarks/results/learning]
-        [--reuse]
+        [--reuse] [--jobs J] [--set KEY=VALUE ...] [--tag NAME]
 
 Every (config, seed) runs `python main.py experiments/<config>.py --set seed=<seed>
 --set experiment_name=<config>_seed<seed> --set log_root=<log root> --set test_after_training=True`
@@ -15,6 +15,8 @@ synthetic Cityscapes set the predicted vs true flip frequency of the five flippa
 mode total variation and the IoU of sidewalk, person and car (the class or its flipped copy:
 flips only relabel a region) between every compact sample and the annotation, weighted by the
 sample weights. `--reuse` skips training where the run folder already holds test results.
+`--jobs J` trains J runs at once; `--set` passes settings to every run (an experiment: give it a
+`--tag`, which goes into the run names, `<config><tag>_seed<seed>`).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -51,7 +54,7 @@ def train_and_test(config: str, seed: int, args: argparse.Namespace) -> Path:
     Returns:
         The run folder; `wall_s.txt` in it holds the wall-clock seconds of the command.
     """
-    name = f"{config}_seed{seed}"
+    name = f"{config}{args.tag}_seed{seed}"
     cfg_file = ROOT / "experiments" / f"{config}.py"
     run_dir = ROOT / args.log_root / "synthetic" / name
     if args.reuse and (run_dir / "test").is_dir():
@@ -61,6 +64,8 @@ def train_and_test(config: str, seed: int, args: argparse.Namespace) -> Path:
            "--set", "test_after_training=True"]
     if args.epochs is not None:
         cmd += ["--set", f"epochs={args.epochs}"]
+    for setting in args.set:
+        cmd += ["--set", setting]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -229,16 +234,23 @@ def main() -> None:
     parser.add_argument("--log-root", default="log/bench_learning")
     parser.add_argument("--out", default="benchmarks/results/learning")
     parser.add_argument("--reuse", action="store_true", help="skip runs that have test results")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting passed to every run (repeatable)")
+    parser.add_argument("--tag", default="", help="appended to the config name in run names")
     args = parser.parse_args()
     results = {"command": " ".join(sys.argv), "configs": {}}
+    jobs = [(config, seed) for config in args.configs for seed in args.seeds]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        run_dirs = dict(zip(jobs, pool.map(lambda job: train_and_test(*job, args), jobs)))
     for config in args.configs:
         runs = []
         for seed in args.seeds:
-            run = collect(train_and_test(config, seed, args))
+            run = collect(run_dirs[config, seed])
             runs.append(dict(seed=seed, **run))
             print(json.dumps({"config": config, "seed": seed, "ged_ratio": run["ged_ratio"],
                               "mode_mass_error": run["mode_mass_error"]}), flush=True)
-        results["configs"][config] = dict(seeds=args.seeds, runs=runs, summary=summarise(runs))
+        results["configs"][config + args.tag] = dict(seeds=args.seeds, runs=runs, summary=summarise(runs))
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")

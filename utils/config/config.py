@@ -175,10 +175,11 @@ def _derive(cfg: Config, explicit: set) -> None:
 
 
 def _derive_method(cfg: Config) -> None:
-    """Baselines: MoSE's gamma / S / G schedules do not apply (set to None), so that any MoSE
+    """Baselines: MoSE's gamma / S / G schedules and expert revival do not apply (set to None), so that any MoSE
     config runs with `--set method=...`."""
     if cfg.method != "mose":
-        for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options"):
+        for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options",
+                     "revive_experts"):
             cfg[name] = None
 
 
@@ -228,6 +229,21 @@ def _check_param_scheduler(cfg: Config, name: str, value_type: type) -> None:
 # must not import torch, so that a mistyped setting is reported at once)
 PLATEAU_ARGUMENTS = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown",
                      "min_lr", "eps")
+
+
+def _check_revive(options: Optional[dict]) -> None:
+    if options is None:
+        return
+    if set(options) != {"threshold", "epochs"}:
+        raise ConfigError(f"revive_experts: give exactly the keys 'threshold' and 'epochs', got "
+                          f"{sorted(options)}")
+    threshold, epochs = options["threshold"], options["epochs"]
+    if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ConfigError(f"revive_experts: 'threshold' must be in (0, 1), got {threshold!r}")
+    if (not isinstance(epochs, (list, tuple)) or len(epochs) != 2
+            or not all(isinstance(e, int) and e >= 1 for e in epochs) or epochs[0] > epochs[1]):
+        raise ConfigError(f"revive_experts: 'epochs' must be [first, last] with 1 <= first <= "
+                          f"last, got {epochs!r}")
 
 
 def _check_plateau_options(options: dict) -> None:
@@ -284,3 +300,4 @@ def validate(cfg: Config) -> None:
     _check_param_scheduler(cfg, "S_scheduler_options", int)
     _check_param_scheduler(cfg, "G_scheduler_options", float)
     _check_plateau_options(cfg.scheduler_options)
+    _check_revive(cfg.revive_experts)

@@ -63,6 +63,9 @@ DEFAULTS: Dict[str, Any] = dict(
     G0=1.0,  # initial soft-gradient grouping threshold (G < 1 merges similar experts)
     num_chunks=1,  # chunks of the pairwise cost computation (memory for large N, M, C)
     coupling="greedy",  # 'greedy' (the reference rule) or 'exact' (POT transport solver)
+    revive_experts=None,  # None (the paper's method) or dict(threshold=t, epochs=[first, last]):
+    # after each epoch in [first, last], an expert with less than a share t of the coupled mass
+    # takes a live expert's prior (utils/training/revive.py; not in the authors' code)
     # --- optimisation ---
     train_batch_size=16,  # images per training step
     val_batch_size=16,  # images per validation step
@@ -106,6 +109,7 @@ TYPES: Dict[str, tuple] = dict(
     gamma_scheduler_options=(dict, type(None)),
     S_scheduler_options=(dict, type(None)),
     G_scheduler_options=(dict, type(None)),
+    revive_experts=(dict, type(None)),
     max_train_minutes=(float, type(None)),
 )
 

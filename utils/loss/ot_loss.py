@@ -109,6 +109,8 @@ class OTLoss(nn.Module):
         self.G = G0
         self.num_chunks = num_chunks
         self.coupling_method = coupling
+        self.last_expert_mass: Optional[torch.Tensor] = None  # (K,) Σ P·1 per expert, last call
+        self.last_expert_cost: Optional[torch.Tensor] = None  # (K,) Σ (P∘cost)·1 per expert
 
     def cost_matrix(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """Pairwise cost. Args: pred (B, N, C, H, W), gt (B, M, H, W). Returns: (B, N, M)."""
@@ -142,6 +144,10 @@ class OTLoss(nn.Module):
         P = self.coupling(cost, gt_weights.to(cost.dtype))  # (B, N, M)
         seg_loss = (P * cost).sum(dim=(1, 2)).mean()
         sample_mass = P.sum(-1)  # (B, N)
+        if sample_shape is not None:  # per-expert usage, read by utils.training.revive
+            B, K = P.shape[0], sample_shape[0]
+            self.last_expert_mass = sample_mass.detach().view(B, K, -1).sum(dim=(0, 2))  # (K,)
+            self.last_expert_cost = (P * cost).detach().sum(-1).view(B, K, -1).sum(dim=(0, 2))
         if self.G < 1:
             if sample_shape is None:
                 raise ValueError("sample_shape=(K, S) is required when G < 1 (grouping)")

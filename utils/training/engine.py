@@ -20,7 +20,8 @@ __all__ = ["evaluate", "train_one_epoch"]
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
                     optimizer: torch.optim.Optimizer, monitor: LossMonitor, device: torch.device,
                     masked_pred: bool = False, generator: Optional[torch.Generator] = None,
-                    epoch: int = 0, deadline: Optional[float] = None) -> Dict[str, float]:
+                    epoch: int = 0, deadline: Optional[float] = None,
+                    usage: Optional[Any] = None) -> Dict[str, float]:
     """One epoch of training (cut short at `deadline`).
 
     Args:
@@ -31,12 +32,12 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         optimizer: the optimiser.
         monitor: accumulates the losses (epoch and running means).
         device: where to compute.
-        masked_pred: unused (the labels always reach the model, which masks void pixels when
-            built with masked_pred); kept for callers.
+        masked_pred: unused (the model masks void pixels itself); kept for callers.
         generator: generator for the latent sampling (None: torch's global one).
         epoch: epoch number, for the progress bar and error messages.
         deadline: a `time.time()` after which no further step starts (all ranks stop together);
             None: the whole epoch.
+        usage: None, or an `ExpertUsage` (training.revive) summing the per-expert coupling.
     Returns:
         dict: epoch means `loss`, `seg`, `kl`; running means `running_loss`, `running_kl`;
         `steps`; `cut_short` (the deadline ended the epoch).
@@ -48,10 +49,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
     compute_loss = objective(loss_fn)
     for step, batch in enumerate(tqdm(loader, desc=f"train {epoch}", leave=False, disable=None)):
         x, labels, label_probs = to_device(batch, device)
-        # every model takes the annotations: MoSE masks void pixels with them (masked_pred),
-        # the baselines draw one per image to train on (with label_probs)
+        # all models take the annotations: MoSE masks void pixels, the baselines draw one per image
         out = model(x, label=labels, generator=generator, label_probs=label_probs)
         loss, seg, kl = compute_loss(out, labels, label_probs)
+        if usage is not None:
+            usage.update(loss_fn)
         late = float(deadline is not None and time.time() > deadline)
         # DDP: every rank monitors (and stops on) the mean over ranks, so schedulers agree
         shared = average_across_ranks(torch.cat([torch.stack([loss, seg, kl]).detach(),

@@ -28,6 +28,7 @@ from utils.training.resume import (
     save_training_state,
     trim_metrics,
 )
+from utils.training.revive import ExpertUsage, revive_dead_experts
 from utils.training.schedulers import CosineLR, LossMonitor, TrainingParamSchedulers
 
 # validation figures recorded per epoch (the last three only where the true modes are known)
@@ -212,9 +213,15 @@ def run_epoch(run: dict, cfg: Config, device: torch.device, run_dir: Path, epoch
     model, parts, writer = run["model"], run["parts"], run["writer"]
     optimizer, planned, best_ged = parts["optimizer"], progress["planned"], progress["best_ged"]
     used = {**parts["param_schedulers"].values(), "lr": optimizer.param_groups[0]["lr"]}
+    revive = cfg.revive_experts
+    usage = ExpertUsage() if revive and revive["epochs"][0] <= epoch <= revive["epochs"][1] else None
     stats = train_one_epoch(run["ddp_model"], run["loaders"]["train"], run["loss_fn"],
                             optimizer, parts["monitor"], device, cfg.masked_pred,
-                            run["generators"]["latent"], epoch, deadline(cfg, start))
+                            run["generators"]["latent"], epoch, deadline(cfg, start), usage)
+    if usage is not None:  # the same draw on every rank: seeded by the run's seed and epoch
+        direction = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        for line in revive_dead_experts(model, optimizer, usage, revive["threshold"], direction):
+            logger.info(f"epoch {epoch}: {line}")
     planned = epoch if stats["cut_short"] else planned_epochs(cfg, start, epoch, planned)
     record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}, **used}
     if epoch % cfg.validation_frequency == 0 or epoch == planned:
