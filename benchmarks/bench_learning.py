@@ -95,7 +95,8 @@ def lidc_mode_types(data_folder: Path, split: str = "test") -> tuple:
 
     info = read_json(data_folder / "synthetic_info.json")
     n = info["counts"][split]
-    p = sample_params(split_rngs(info["seed"])[split], n, info["size"])
+    p = sample_params(split_rngs(info["seed"])[split], n, info["size"],
+                      info.get("satellite_with_halo", True))
     drawn = np.stack([np.ones(n, bool), np.ones(n, bool), p["h"] > 0, p["q"] > 0], axis=1)
     return mode_probabilities(p), drawn
 

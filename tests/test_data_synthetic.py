@@ -195,3 +195,41 @@ def test_cli_and_overwrite_policy(tmp_path):
     os.makedirs(tmp_path / "real" / "train")  # not synthetic: kept unless --overwrite
     with pytest.raises(ValueError, match="overwrite"):
         make_cityscapes(str(tmp_path / "real"), n_train=1, n_val=1, n_test=1)
+
+
+def test_lidc_without_satellite_and_halo_together(tmp_path):
+    # satellite_with_halo=False: an image shows a halo or a satellite, never both (at most three
+    # modes), and its scenes are otherwise those of the default set
+    make_lidc(str(tmp_path / "x"), n_train=0, n_val=0, n_test=200, seed=3,
+              satellite_with_halo=False)
+    make_lidc(str(tmp_path / "d"), n_train=0, n_val=0, n_test=200, seed=3)
+    counts = {"x": [], "d": []}
+    for name in counts:
+        for i in range(200):
+            _, labels, modes, probs = _lidc_item(tmp_path / name, "test", i)
+            counts[name].append(len(modes))
+            assert probs.sum() == pytest.approx(1.0, abs=1e-6)
+    assert max(counts["x"]) == 3 and max(counts["d"]) == 4
+    assert {2, 3} <= set(counts["x"])
+    # only images that had both lose a mode
+    assert all(x == d or (d == 4 and x == 3) for x, d in zip(counts["x"], counts["d"]))
+
+
+def test_a_synthetic_set_made_with_other_settings_is_generated_again(tmp_path):
+    from utils.build import prepare_data
+    from utils.config.config import load_config
+
+    root = tmp_path / "lidc"
+    options = "synthetic_options={'n_train': 4, 'n_val': 2, 'n_test': 2, 'size': 16, 'seed': %d}"
+    cfg = load_config("experiments/synthetic_lidc.py", [f"data_folder='{root}'", options % 0])
+    prepare_data(cfg)
+    first = np.load(root / "train" / "images" / "0.npy")
+    prepare_data(cfg)  # same settings: kept
+    assert np.array_equal(first, np.load(root / "train" / "images" / "0.npy"))
+    prepare_data(load_config("experiments/synthetic_lidc.py", [f"data_folder='{root}'",
+                                                               options % 1]))
+    assert not np.array_equal(first, np.load(root / "train" / "images" / "0.npy"))
+    # a folder that is not a synthetic set (no synthetic_info.json) is never replaced
+    (root / "synthetic_info.json").unlink()
+    prepare_data(cfg)
+    assert not np.array_equal(first, np.load(root / "train" / "images" / "0.npy"))

@@ -36,13 +36,50 @@ def prepare_data(cfg: Config) -> None:
     a folder dataset (`data.folder_check`), logging every problem and raising on any."""
     if cfg.dataset == "folder":
         return check_folder_data(cfg)
-    if cfg.synthetic is None or Path(cfg.data_folder).exists():
+    if cfg.synthetic is None:
         return
     from data.synthetic import make_cityscapes, make_lidc
 
-    logger.info(f"generating synthetic {cfg.synthetic} data into {cfg.data_folder}")
     make = make_lidc if cfg.synthetic == "lidc" else make_cityscapes
-    make(cfg.data_folder, **cfg.synthetic_options)
+    folder = Path(cfg.data_folder)
+    if folder.exists():
+        stale = stale_synthetic_settings(folder, make, cfg.synthetic_options)
+        if not stale:
+            return
+        logger.info(f"synthetic data in {folder} was generated with other settings ({stale}): "
+                    "generating it again")
+    else:
+        logger.info(f"generating synthetic {cfg.synthetic} data into {folder}")
+    make(str(folder), **cfg.synthetic_options)
+
+
+def stale_synthetic_settings(folder: Path, make: Any, options: Dict[str, Any]) -> str:
+    """Which generator settings of an existing synthetic set differ from `options` ('' if none,
+    or if the folder holds no synthetic set: real data is never replaced).
+
+    Args:
+        folder: dataset root; its `synthetic_info.json` records the generator's settings.
+        make: the generator (`make_lidc` / `make_cityscapes`), for its defaults.
+        options: the config's `synthetic_options`.
+    """
+    import inspect
+    import json
+
+    info_file = folder / "synthetic_info.json"
+    if not info_file.is_file():
+        return ""
+    info = json.loads(info_file.read_text())
+    defaults = {name: par.default for name, par in inspect.signature(make).parameters.items()
+                if par.default is not inspect.Parameter.empty and name != "overwrite"}
+    recorded = dict(defaults, **info,  # settings added later: older sets used the default
+                    **{f"n_{split}": n for split, n in info.get("counts", {}).items()})
+    differ = []
+    for name, value in dict(defaults, **options).items():
+        value = list(value) if isinstance(value, tuple) else value
+        have = recorded[name]
+        if have != value:
+            differ.append(f"{name} {have!r} -> {value!r}")
+    return ", ".join(differ)
 
 
 def check_folder_data(cfg: Config) -> None:

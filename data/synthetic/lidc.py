@@ -29,13 +29,16 @@ NUM_MODE_TYPES = 4  # nothing, core, extended, satellite
 _CHUNK = 256  # images rendered at once
 
 
-def sample_params(rng: np.random.Generator, n: int, size: int) -> dict[str, np.ndarray]:
+def sample_params(rng: np.random.Generator, n: int, size: int,
+                  satellite_with_halo: bool = True) -> dict[str, np.ndarray]:
     """Draw the scene parameters of n images.
 
     Args:
         rng: random generator.
         n: number of images.
         size: image side S.
+        satellite_with_halo: halo and satellite drawn independently (up to four modes per
+            image); False: where both were drawn, a fair coin keeps one (up to three modes).
 
     Returns:
         name -> (n,) or (n, k) float arrays (geometry in pixels, contrasts in [0, 1]).
@@ -56,6 +59,11 @@ def sample_params(rng: np.random.Generator, n: int, size: int) -> dict[str, np.n
         "wave": rng.uniform(0.5, 2.5, (n, 3, 2)),
         "phase": rng.uniform(0, 2 * np.pi, (n, 3)),
     }
+    if not satellite_with_halo:
+        both = (p["h"] > 0) & (p["q"] > 0)
+        keep_halo = rng.random(n) < 0.5  # drawn last: the other parameters stay the same
+        p["h"] = np.where(both & ~keep_halo, 0.0, p["h"])
+        p["q"] = np.where(both & keep_halo, 0.0, p["q"])
     p["re"] = p["rc"] + p["width"]
     gap = p["re"] + p["rs"] + 0.5 * f
     p["sx"] = p["cx"] + gap * np.cos(p["sat_angle"])
@@ -181,10 +189,11 @@ def draw_annotations(
     return np.ascontiguousarray(masks.transpose(0, 2, 3, 1)).astype(np.uint8)  # (n, S, S, A)
 
 
-def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generator) -> None:
+def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generator,
+                 satellite_with_halo: bool) -> None:
     """Generate and write one split."""
     dirs = make_split_dirs(out, split, ("images", "labels", "modes", "mode_probs"))
-    p = sample_params(rng, n, size)
+    p = sample_params(rng, n, size, satellite_with_halo)
     probs = mode_probabilities(p)  # (n, 4)
     drawn = np.stack([np.ones(n, bool), np.ones(n, bool), p["h"] > 0, p["q"] > 0], axis=1)
     for start in tqdm(range(0, n, _CHUNK), desc=f"synthetic lidc {split}", leave=False):
@@ -213,6 +222,7 @@ def make_lidc(
     n_test: int = 200,
     size: int = 32,
     seed: int = 0,
+    satellite_with_halo: bool = True,
     overwrite: bool | None = None,
 ) -> dict[str, int]:
     """Write an LIDC-like synthetic dataset with known true mode distributions.
@@ -224,6 +234,7 @@ def make_lidc(
         n_test: test images.
         size: image side S.
         seed: random seed; the output is identical for equal arguments.
+        satellite_with_halo: see `sample_params`.
         overwrite: replace existing split folders; None replaces only an earlier synthetic set.
 
     Returns:
@@ -232,9 +243,10 @@ def make_lidc(
     counts = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
     if size < 8 or min(counts.values()) < 0:
         raise ValueError(f"need size >= 8 and non-negative counts, got size={size}, {counts}")
-    info = {"dataset": "lidc", "synthetic": True, "size": size, "seed": seed, "counts": counts}
+    info = {"dataset": "lidc", "synthetic": True, "size": size, "seed": seed, "counts": counts,
+            "satellite_with_halo": bool(satellite_with_halo)}
     start_dataset(out, info, overwrite)
     rngs = split_rngs(seed)
     for split in SPLITS:
-        _write_split(out, split, counts[split], size, rngs[split])
+        _write_split(out, split, counts[split], size, rngs[split], satellite_with_halo)
     return counts
