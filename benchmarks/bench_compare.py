@@ -1,6 +1,7 @@
 """The default path against the reference formulation, interleaved in one run; prints one JSON.
 
     python benchmarks/bench_compare.py [--rounds 3] [--steps 3] [--threads 2]
+        [--compile-head] [--amp]
         [--config experiments/lidc_proposed.py] [--batch 4] [--set KEY=VALUE ...]
     (the same as `python benchmarks/bench_train.py --compare ...`)
 
@@ -36,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile-head", action="store_true",
                    help="default path with the compiled head kernels (MoSE compile_head)")
+    p.add_argument("--amp", action="store_true",
+                   help="default path under bf16 autocast (the reference stays fp32)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="settings for the default path")
     return p.parse_args()
@@ -48,7 +51,8 @@ def measure(args, reference: bool) -> dict:
     if reference:
         cmd += ["--plain", "--no-malloc-reuse"]
     else:
-        cmd += ["--compile-head"] * args.compile_head + (["--set", *args.set] if args.set else [])
+        cmd += ["--compile-head"] * args.compile_head + ["--amp"] * args.amp
+        cmd += ["--set", *args.set] if args.set else []
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return json.loads(out[out.index("{"):])
 
@@ -69,8 +73,9 @@ def main() -> None:
               f"{got[False]['train_img_per_s']:.3f} img/s, eval {got[True]['eval_img_per_s']:.3f}"
               f" -> {got[False]['eval_img_per_s']:.3f} img/s", file=sys.stderr)
     result = {"config": args.config, "batch": args.batch, "steps": args.steps,
-              "rounds": args.rounds, "threads": args.threads, "dtype": "float32",
-              "default_settings": args.set, "compile_head": args.compile_head}
+              "rounds": args.rounds, "threads": args.threads,
+              "dtype": "default path bf16 autocast" if args.amp else "float32",
+              "default_settings": args.set, "compile_head": args.compile_head, "amp": args.amp}
     for kind in ("train", "eval"):
         key = f"{kind}_img_per_s"
         result[f"{kind}_ratio"] = statistics.median(

@@ -233,3 +233,17 @@ def test_a_synthetic_set_made_with_other_settings_is_generated_again(tmp_path):
     (root / "synthetic_info.json").unlink()
     prepare_data(cfg)
     assert not np.array_equal(first, np.load(root / "train" / "images" / "0.npy"))
+
+
+def test_lidc_jitter_sets_how_far_annotations_stray_from_their_mode(tmp_path):
+    far = {}
+    for jitter in (0.0, 0.75):
+        root = tmp_path / f"j{jitter}"
+        make_lidc(str(root), n_train=0, n_val=0, n_test=40, seed=5, jitter=jitter)
+        d = [_distance(labels.transpose(2, 0, 1), modes).min(axis=1)
+             for _, labels, modes, _ in (_lidc_item(root, "test", i) for i in range(40))]
+        far[jitter] = np.concatenate(d)
+    assert (far[0.0] < 1e-6).all()  # without jitter every annotation is one of the modes
+    assert far[0.75].mean() > 0.05
+    with pytest.raises(ValueError, match="jitter"):
+        make_lidc(str(tmp_path / "bad"), n_train=1, n_val=1, n_test=1, jitter=-1.0)

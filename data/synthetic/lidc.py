@@ -161,6 +161,7 @@ def draw_annotations(
     d_sat: np.ndarray,
     rng: np.random.Generator,
     size: int,
+    jitter: float = 0.75,
 ) -> np.ndarray:
     """Draw four annotations per image from its modes, with boundary jitter.
 
@@ -172,6 +173,7 @@ def draw_annotations(
         d_sat: (n, S, S) distance to the satellite centre.
         rng: random generator.
         size: image side S.
+        jitter: largest change of a boundary radius, in pixels at S = 32.
 
     Returns:
         (n, S, S, 4) uint8 annotations (the LIDC label layout).
@@ -181,7 +183,7 @@ def draw_annotations(
     cum[np.arange(n), (probs > 0).cumsum(axis=1).argmax(axis=1)] = np.inf  # last drawable type
     u = rng.random((n, NUM_ANNOTATIONS))  # (n, 4)
     choice = np.argmax(u[..., None] < cum[:, None, :], axis=-1)  # (n, A) first cum above u
-    jitter = rng.uniform(-0.75, 0.75, (n, NUM_ANNOTATIONS, 2)) * (size / 32.0)  # (n, A, 2)
+    jitter = rng.uniform(-jitter, jitter, (n, NUM_ANNOTATIONS, 2)) * (size / 32.0)  # (n, A, 2)
     rc, re, rs = p["rc"][idx, None], p["re"][idx, None], p["rs"][idx, None]  # (n, 1)
     r_main = np.choose(choice, [np.full_like(rc, -np.inf), rc, re, rc]) + jitter[..., 0]
     r_sat = np.where(choice == 3, rs + jitter[..., 1], -np.inf)  # (n, A)
@@ -190,7 +192,7 @@ def draw_annotations(
 
 
 def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generator,
-                 satellite_with_halo: bool) -> None:
+                 satellite_with_halo: bool, jitter: float) -> None:
     """Generate and write one split."""
     dirs = make_split_dirs(out, split, ("images", "labels", "modes", "mode_probs"))
     p = sample_params(rng, n, size, satellite_with_halo)
@@ -201,7 +203,7 @@ def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generat
         d_main, d_sat = _distances(p, idx, size)
         images = render_images(p, idx, size, d_main, d_sat, rng)  # (n, S, S)
         modes = mode_masks(p, idx, d_main, d_sat).astype(np.uint8)  # (n, 4, S, S)
-        labels = draw_annotations(p, idx, probs[idx], d_main, d_sat, rng, size)  # (n, S, S, 4)
+        labels = draw_annotations(p, idx, probs[idx], d_main, d_sat, rng, size, jitter)  # (n, S, S, 4)
         for j, i in enumerate(range(idx.start, idx.stop)):
             save_item(
                 dirs,
@@ -223,6 +225,7 @@ def make_lidc(
     size: int = 32,
     seed: int = 0,
     satellite_with_halo: bool = True,
+    jitter: float = 0.75,
     overwrite: bool | None = None,
 ) -> dict[str, int]:
     """Write an LIDC-like synthetic dataset with known true mode distributions.
@@ -235,18 +238,20 @@ def make_lidc(
         size: image side S.
         seed: random seed; the output is identical for equal arguments.
         satellite_with_halo: see `sample_params`.
+        jitter: largest change of an annotation's boundary radius, pixels at S = 32.
         overwrite: replace existing split folders; None replaces only an earlier synthetic set.
 
     Returns:
         split -> number of images written.
     """
     counts = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
-    if size < 8 or min(counts.values()) < 0:
-        raise ValueError(f"need size >= 8 and non-negative counts, got size={size}, {counts}")
+    if size < 8 or min(counts.values()) < 0 or jitter < 0:
+        raise ValueError(f"need size >= 8, non-negative counts and jitter, got size={size}, "
+                         f"{counts}, jitter={jitter}")
     info = {"dataset": "lidc", "synthetic": True, "size": size, "seed": seed, "counts": counts,
-            "satellite_with_halo": bool(satellite_with_halo)}
+            "satellite_with_halo": bool(satellite_with_halo), "jitter": float(jitter)}
     start_dataset(out, info, overwrite)
     rngs = split_rngs(seed)
     for split in SPLITS:
-        _write_split(out, split, counts[split], size, rngs[split], satellite_with_halo)
+        _write_split(out, split, counts[split], size, rngs[split], satellite_with_halo, jitter)
     return counts

@@ -52,7 +52,7 @@ DEFAULTS: Dict[str, Any] = dict(
     eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
     fast_head=True,  # head as folded matrix products (same maths, 2-3x faster on CPU; README)
     channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
-    amp=False,  # bf16 autocast of the model forward (GPU); losses, coupling, metrics stay fp32
+    amp=False,  # bf16 autocast of the model forward; losses, coupling, metrics stay fp32
     compile=False,  # torch.compile the whole model in place (CPU: slow first step, no gain)
     compile_head=False,  # fast head: torch.compile its batch-norm kernels (fused loops; ~15 s
     # compile at the first step, eager fallback with one warning)
