@@ -96,12 +96,72 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
     y = torch.randint(0, 3, (2, 4, 16, 16))
     log = logging.getLogger("mose")  # does not propagate once a run has set up logging
     log.addHandler(caplog.handler)
+    propagate, log.propagate = log.propagate, False  # each record once, whatever ran before
     try:
         with caplog.at_level("WARNING", logger="mose"):
             pred_f, _ = run_step(fast.train(), x, y, "iou")
             run_step(fast.train(), x, y, "iou")
     finally:
         log.removeHandler(caplog.handler)
+        log.propagate = propagate
     pred_p, _ = run_step(plain.train(), x, y, "iou")
     torch.testing.assert_close(pred_f, pred_p, rtol=1e-5, atol=1e-5 * pred_p.abs().max())
     assert sum("torch.compile" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_bf16_linear_relu_is_fused_and_falls_back(monkeypatch, caplog):
+    from models import fast_head as fh
+
+    torch.manual_seed(0)
+    x = torch.randn(300, 8).bfloat16()
+    w, b = torch.randn(5, 8), torch.randn(5)
+    want = torch.relu(torch.nn.functional.linear(x.float(), w, b))
+    got = fh.linear_relu(x, w, b)
+    assert got.dtype == torch.bfloat16 and got.shape == (300, 5)
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=5e-2)
+    x32 = x.float()  # float32 keeps the plain ops, bit for bit
+    assert torch.equal(fh.linear_relu(x32, w, b), torch.relu(torch.nn.functional.linear(x32, w, b)))
+
+    def missing(*args):
+        raise RuntimeError("no oneDNN")
+
+    monkeypatch.setattr(fh, "_FUSED", {})
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", missing, raising=False)
+    torch.testing.assert_close(fh.linear_relu(x, w, b).float(), want, rtol=2e-2, atol=5e-2)
+    assert fh._FUSED == {"failed": True}
+
+
+def test_bn_kernels_keep_the_input_dtype_and_compute_in_float32():
+    from models import fast_head as fh
+
+    torch.manual_seed(0)
+    x = (torch.randn(500, 4) * 0.01 + 100.0)  # tiny spread on a large mean
+    w, b = torch.rand(4) + 0.5, torch.randn(4)
+    y32, mean32, var32, _ = fh.bn_relu_forward(x, w, b, 1e-3)
+    y16, mean16, var16, invstd = fh.bn_relu_forward(x.bfloat16(), w, b, 1e-3)
+    assert y32.dtype == torch.float32 and y16.dtype == torch.bfloat16
+    xb = x.bfloat16().float()  # statistics of the rounded input, computed in float32
+    torch.testing.assert_close(mean16, xb.mean(0), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(var16, xb.var(0, unbiased=False), rtol=1e-3, atol=1e-9)
+    g = torch.randn(500, 4)
+    grads = fh.bn_relu_backward(g.bfloat16(), y16, x.bfloat16(), mean16, w * invstd, invstd,
+                                True)
+    assert grads[0].dtype == torch.bfloat16 and grads[1].dtype == torch.float32
+    lean = fh.bn_relu_backward_lean(g.bfloat16(), y16, x.bfloat16(), mean16, w * invstd,
+                                    invstd, True, rows=64)
+    assert lean[0].dtype == torch.bfloat16
+    torch.testing.assert_close(lean[0].float(), grads[0].float(), rtol=2e-2, atol=1e-2)
+
+
+def test_eval_under_bf16_autocast_matches_the_plain_head():
+    plain, fast = pair(num_filters=[8, 16], sample_per_mode=3)
+    plain.amp = fast.amp = True
+    x = torch.randn(3, 2, 16, 16)
+    plain.eval(), fast.eval()
+    with torch.no_grad():
+        a = plain(x, generator=torch.Generator().manual_seed(1))["pred"]
+        b = fast(x, generator=torch.Generator().manual_seed(1))["pred"]
+        one = fast(x[1:2], generator=torch.Generator().manual_seed(1))
+    assert a.shape == b.shape == (3, 12, 3, 16, 16)
+    assert (a - b).abs().max() < 0.05  # probabilities; bf16 rounding of both paths
+    assert one["pred"].shape == (1, 12, 3, 16, 16)
