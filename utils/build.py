@@ -42,14 +42,14 @@ def prepare_data(cfg: Config) -> None:
 
     make = make_lidc if cfg.synthetic == "lidc" else make_cityscapes
     folder = Path(cfg.data_folder)
-    if folder.exists():
+    if folder.exists():  # never replaced behind the user's back: a set made by hand is kept
         stale = stale_synthetic_settings(folder, make, cfg.synthetic_options)
-        if not stale:
-            return
-        logger.info(f"synthetic data in {folder} was generated with other settings ({stale}): "
-                    "generating it again")
-    else:
-        logger.info(f"generating synthetic {cfg.synthetic} data into {folder}")
+        if stale:
+            logger.warning(f"the synthetic data in {folder} was generated with other settings "
+                           f"than synthetic_options ({stale}); using it as it is. Delete the "
+                           "folder to generate it with the config's settings")
+        return
+    logger.info(f"generating synthetic {cfg.synthetic} data into {folder}")
     make(str(folder), **cfg.synthetic_options)
 
 
