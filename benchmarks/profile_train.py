@@ -32,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=30, help="ops listed")
     p.add_argument("--plain", action="store_true", help="profile the reference formulation")
     p.add_argument("--compile-head", action="store_true", help="compiled head kernels")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast of the model forward")
     p.add_argument("--out", default="benchmarks/results/profile_train_cpu.txt")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     return p.parse_args()
@@ -43,7 +44,7 @@ def main() -> None:
     if not args.plain:
         reuse_freed_memory()
     cfg = load_config(args.config, args.set)
-    train_step, _ = build_model_and_step(cfg, args.batch, reference=args.plain,
+    train_step, _ = build_model_and_step(cfg, args.batch, reference=args.plain, amp=args.amp,
                                          compile_head=args.compile_head)
     for _ in range(2):
         train_step()
@@ -55,8 +56,9 @@ def main() -> None:
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows,
                                       max_name_column_width=48)
     path = "reference" if args.plain else "default" + ", compiled head" * args.compile_head
-    header = (f"# {path} path, {args.config}, batch "
-              f"{args.batch}, fp32, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+    dtype = "bf16 autocast" if args.amp else "fp32"
+    header = (f"# {path} path, {args.config}, batch {args.batch}, {dtype}, "
+              f"{torch.get_num_threads()} threads, torch {torch.__version__}; "
               f"unprofiled step {step_s:.2f} s\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(header + table)
