@@ -41,15 +41,14 @@ def objective(annotations: np.ndarray, candidates: list) -> float:
     return float(costs.min(-1).mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jitters", nargs="+", type=float, default=[0.75, 0.5, 0.25, 0.1, 0.0])
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    size, n = 32, args.n
-    p = sample_params(np.random.default_rng(args.seed), n, size)
+def mode_costs(jitters: list, n: int = 2000, seed: int = 0) -> list:
+    """The objective of each hand-built solution (module docstring) for every jitter.
+
+    Returns:
+        One dict per jitter: `jitter`, `true_modes`, `core_two_sizes`, `extended_two_sizes`.
+    """
+    size = 32
+    p = sample_params(np.random.default_rng(seed), n, size)
     d_main, d_sat = _distances(p, slice(0, n), size)  # (n, S, S)
     modes = mode_masks(p, slice(0, n), d_main, d_sat).astype(float)  # (n, 4, S, S)
     halo = (p["h"] > 0)[:, None, None]  # (n, 1, 1)
@@ -57,9 +56,9 @@ def main() -> None:
     disc = lambda r: (d_main < r).astype(float)  # noqa: E731
     extras = np.where(halo, modes[:, 2], modes[:, 3])  # (n, S, S)
     rows = []
-    for jitter in args.jitters:
+    for jitter in jitters:
         ann = draw_annotations(p, slice(0, n), mode_probabilities(p), d_main, d_sat,
-                               np.random.default_rng(args.seed + 1), size, jitter)
+                               np.random.default_rng(seed + 1), size, jitter)
         ann = ann.transpose(0, 3, 1, 2).astype(float)  # (n, A, S, S)
         row = {"jitter": jitter, "true_modes": objective(ann, list(modes.transpose(1, 0, 2, 3)))}
         row["core_two_sizes"] = min(
@@ -71,6 +70,17 @@ def main() -> None:
                             np.where(halo, disc(re + f * jitter), modes[:, 3])])
             for f in (0.3, 0.5))
         rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jitters", nargs="+", type=float, default=[0.75, 0.5, 0.25, 0.1, 0.0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for row in mode_costs(args.jitters, args.n, args.seed):
         print(json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
 
 
