@@ -251,7 +251,8 @@ def main() -> None:
             runs.append(dict(seed=seed, **run))
             print(json.dumps({"config": config, "seed": seed, "ged_ratio": run["ged_ratio"],
                               "mode_mass_error": run["mode_mass_error"]}), flush=True)
-        results["configs"][config + args.tag] = dict(seeds=args.seeds, runs=runs, summary=summarise(runs))
+        results["configs"][config + args.tag] = dict(seeds=args.seeds, runs=runs,
+                                                     summary=summarise(runs))
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")

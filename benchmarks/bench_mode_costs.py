@@ -24,8 +24,13 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_mode_costs)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_mode_costs.py)
-from data.synthetic.lidc import (_distances, draw_annotations, mode_masks, mode_probabilities,
-                                 sample_params)
+from data.synthetic.lidc import (
+    _distances,
+    draw_annotations,
+    mode_masks,
+    mode_probabilities,
+    sample_params,
+)
 
 
 def iou_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:

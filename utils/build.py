@@ -4,6 +4,8 @@ The one place that reads settings to construct things, so that training (`utils.
 evaluation (`utils.evaluation.run`) and prediction build them identically.
 """
 
+import inspect
+import json
 from pathlib import Path
 from typing import Any, Dict
 
@@ -62,9 +64,6 @@ def stale_synthetic_settings(folder: Path, make: Any, options: Dict[str, Any]) -
         make: the generator (`make_lidc` / `make_cityscapes`), for its defaults.
         options: the config's `synthetic_options`.
     """
-    import inspect
-    import json
-
     info_file = folder / "synthetic_info.json"
     if not info_file.is_file():
         return ""

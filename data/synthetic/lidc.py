@@ -203,7 +203,8 @@ def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generat
         d_main, d_sat = _distances(p, idx, size)
         images = render_images(p, idx, size, d_main, d_sat, rng)  # (n, S, S)
         modes = mode_masks(p, idx, d_main, d_sat).astype(np.uint8)  # (n, 4, S, S)
-        labels = draw_annotations(p, idx, probs[idx], d_main, d_sat, rng, size, jitter)  # (n, S, S, 4)
+        labels = draw_annotations(p, idx, probs[idx], d_main, d_sat, rng, size,
+                                  jitter)  # (n, S, S, 4)
         for j, i in enumerate(range(idx.start, idx.stop)):
             save_item(
                 dirs,

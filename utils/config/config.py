@@ -175,8 +175,8 @@ def _derive(cfg: Config, explicit: set) -> None:
 
 
 def _derive_method(cfg: Config) -> None:
-    """Baselines: MoSE's gamma / S / G schedules and expert revival do not apply (set to None), so that any MoSE
-    config runs with `--set method=...`."""
+    """Baselines: MoSE's gamma / S / G schedules and expert revival do not apply (set to
+    None), so that any MoSE config runs with `--set method=...`."""
     if cfg.method != "mose":
         for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options",
                      "revive_experts"):

@@ -142,12 +142,13 @@ class OTLoss(nn.Module):
         """
         cost = self.cost_matrix(pred, gt)  # (B, N, M)
         P = self.coupling(cost, gt_weights.to(cost.dtype))  # (B, N, M)
-        seg_loss = (P * cost).sum(dim=(1, 2)).mean()
+        sample_cost = (P * cost).sum(-1)  # (B, N)
+        seg_loss = sample_cost.sum(-1).mean()
         sample_mass = P.sum(-1)  # (B, N)
         if sample_shape is not None:  # per-expert usage, read by utils.training.revive
             B, K = P.shape[0], sample_shape[0]
             self.last_expert_mass = sample_mass.detach().view(B, K, -1).sum(dim=(0, 2))  # (K,)
-            self.last_expert_cost = (P * cost).detach().sum(-1).view(B, K, -1).sum(dim=(0, 2))
+            self.last_expert_cost = sample_cost.detach().view(B, K, -1).sum(dim=(0, 2))  # (K,)
         if self.G < 1:
             if sample_shape is None:
                 raise ValueError("sample_shape=(K, S) is required when G < 1 (grouping)")

@@ -214,7 +214,8 @@ def run_epoch(run: dict, cfg: Config, device: torch.device, run_dir: Path, epoch
     optimizer, planned, best_ged = parts["optimizer"], progress["planned"], progress["best_ged"]
     used = {**parts["param_schedulers"].values(), "lr": optimizer.param_groups[0]["lr"]}
     revive = cfg.revive_experts
-    usage = ExpertUsage() if revive and revive["epochs"][0] <= epoch <= revive["epochs"][1] else None
+    reviving = revive is not None and revive["epochs"][0] <= epoch <= revive["epochs"][1]
+    usage = ExpertUsage() if reviving else None
     stats = train_one_epoch(run["ddp_model"], run["loaders"]["train"], run["loss_fn"],
                             optimizer, parts["monitor"], device, cfg.masked_pred,
                             run["generators"]["latent"], epoch, deadline(cfg, start), usage)
