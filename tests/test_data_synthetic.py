@@ -239,3 +239,31 @@ def test_a_synthetic_set_made_with_other_settings_is_kept_with_a_warning(tmp_pat
         log.propagate = propagate
     assert np.array_equal(first, np.load(root / "train" / "images" / "0.npy"))  # kept
     assert len(caplog.records) == 1 and "seed 0 -> 1" in caplog.records[0].getMessage()
+
+
+def test_lidc_wobble_reshapes_outlines_without_resizing_them(tmp_path):
+    # wobble traces every annotation's outline differently (2-4 lobes) around the same modes;
+    # wobble 0 draws nothing more from the generator, so the default set is unchanged
+    make_lidc(str(tmp_path / "w"), n_train=0, n_val=0, n_test=60, seed=5, jitter=0.0,
+              wobble=0.4)
+    make_lidc(str(tmp_path / "e"), n_train=0, n_val=0, n_test=60, seed=5, jitter=0.0)
+    moved, changed, nonempty = [], 0, 0
+    for i in range(60):
+        img_w, labels_w, modes_w, probs_w = _lidc_item(tmp_path / "w", "test", i)
+        img_e, labels_e, modes_e, probs_e = _lidc_item(tmp_path / "e", "test", i)
+        assert np.array_equal(img_w, img_e) and np.array_equal(modes_w, modes_e)
+        assert np.array_equal(probs_w, probs_e)
+        exact = labels_e.transpose(2, 0, 1)  # (A, S, S): jitter 0 draws the modes themselves
+        assert (_distance(exact, modes_e).min(axis=1) == 0).all()
+        for w, e in zip(labels_w.transpose(2, 0, 1), exact):
+            if e.sum() == 0:
+                assert w.sum() == 0  # "nothing" has no outline to trace
+                continue
+            nonempty += 1
+            changed += not np.array_equal(w, e)
+            moved.append(abs(int(w.sum()) - int(e.sum())) / e.sum())
+    # the same masks are annotated (same mode draws): outlines differ, areas barely
+    assert changed >= 0.9 * nonempty
+    assert np.median(moved) < 0.1
+    info = (tmp_path / "w" / "synthetic_info.json").read_text()
+    assert '"wobble": 0.4' in info and '"jitter": 0.0' in info

@@ -162,8 +162,9 @@ def draw_annotations(
     rng: np.random.Generator,
     size: int,
     jitter: float = 0.75,
+    wobble: float = 0.0,
 ) -> np.ndarray:
-    """Draw four annotations per image from its modes, with boundary jitter.
+    """Draw four annotations per image from its modes, with boundary jitter and wobble.
 
     Args:
         p: parameters from `sample_params`.
@@ -174,6 +175,10 @@ def draw_annotations(
         rng: random generator.
         size: image side S.
         jitter: largest change of a boundary radius, in pixels at S = 32.
+        wobble: largest amplitude, in pixels at S = 32, of each of three boundary harmonics
+            (2, 3 and 4 lobes, random phases, drawn per annotation): the outline is traced
+            differently by every annotator without a change of its overall size. Half of it
+            applies to the satellite's smaller outline. 0 draws nothing more from `rng`.
 
     Returns:
         (n, S, S, 4) uint8 annotations (the LIDC label layout).
@@ -187,12 +192,41 @@ def draw_annotations(
     rc, re, rs = p["rc"][idx, None], p["re"][idx, None], p["rs"][idx, None]  # (n, 1)
     r_main = np.choose(choice, [np.full_like(rc, -np.inf), rc, re, rc]) + jitter[..., 0]
     r_sat = np.where(choice == 3, rs + jitter[..., 1], -np.inf)  # (n, A)
-    masks = (d_main[:, None] < r_main[..., None, None]) | (d_sat[:, None] < r_sat[..., None, None])
+    r_main, r_sat = r_main[..., None, None], r_sat[..., None, None]  # (n, A, 1, 1)
+    if wobble > 0:
+        r_main = r_main + _wobble(rng, p["cx"][idx], p["cy"][idx], wobble, size)  # (n, A, S, S)
+        r_sat = r_sat + _wobble(rng, p["sx"][idx], p["sy"][idx], wobble / 2, size)
+    masks = (d_main[:, None] < r_main) | (d_sat[:, None] < r_sat)  # (n, A, S, S)
     return np.ascontiguousarray(masks.transpose(0, 2, 3, 1)).astype(np.uint8)  # (n, S, S, A)
 
 
+def _wobble(rng: np.random.Generator, cx: np.ndarray, cy: np.ndarray, amplitude: float,
+            size: int) -> np.ndarray:
+    """Per-annotation change of a boundary radius with the angle around a centre.
+
+    Args:
+        rng: random generator.
+        cx, cy: (n,) centres in pixels.
+        amplitude: largest amplitude of each harmonic, pixels at S = 32.
+        size: image side S.
+
+    Returns:
+        (n, A, S, S) radius change in pixels, Σ_k a_k cos(k θ + φ_k) over k = 2, 3, 4.
+    """
+    n = cx.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5  # (S, S) pixel centres
+    theta = np.arctan2(yy - cy[:, None, None], xx - cx[:, None, None])[:, None]  # (n, 1, S, S)
+    lobes = np.arange(2, 5)  # (3,)
+    a = rng.uniform(-amplitude, amplitude, (n, NUM_ANNOTATIONS, 3)) * (size / 32.0)  # (n, A, 3)
+    phase = rng.uniform(0.0, 2 * np.pi, (n, NUM_ANNOTATIONS, 3))  # (n, A, 3)
+    out = np.zeros((n, NUM_ANNOTATIONS, size, size))  # (n, A, S, S)
+    for i, k in enumerate(lobes):
+        out += a[..., i, None, None] * np.cos(k * theta + phase[..., i, None, None])
+    return out
+
+
 def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generator,
-                 satellite_with_halo: bool, jitter: float) -> None:
+                 satellite_with_halo: bool, jitter: float, wobble: float) -> None:
     """Generate and write one split."""
     dirs = make_split_dirs(out, split, ("images", "labels", "modes", "mode_probs"))
     p = sample_params(rng, n, size, satellite_with_halo)
@@ -204,7 +238,7 @@ def _write_split(out: str, split: str, n: int, size: int, rng: np.random.Generat
         images = render_images(p, idx, size, d_main, d_sat, rng)  # (n, S, S)
         modes = mode_masks(p, idx, d_main, d_sat).astype(np.uint8)  # (n, 4, S, S)
         labels = draw_annotations(p, idx, probs[idx], d_main, d_sat, rng, size,
-                                  jitter)  # (n, S, S, 4)
+                                  jitter, wobble)  # (n, S, S, 4)
         for j, i in enumerate(range(idx.start, idx.stop)):
             save_item(
                 dirs,
@@ -227,6 +261,7 @@ def make_lidc(
     seed: int = 0,
     satellite_with_halo: bool = True,
     jitter: float = 0.75,
+    wobble: float = 0.0,
     overwrite: bool | None = None,
 ) -> dict[str, int]:
     """Write an LIDC-like synthetic dataset with known true mode distributions.
@@ -240,19 +275,23 @@ def make_lidc(
         seed: random seed; the output is identical for equal arguments.
         satellite_with_halo: see `sample_params`.
         jitter: largest change of an annotation's boundary radius, pixels at S = 32.
+        wobble: largest amplitude of each boundary harmonic of an annotation (see
+            `draw_annotations`), pixels at S = 32.
         overwrite: replace existing split folders; None replaces only an earlier synthetic set.
 
     Returns:
         split -> number of images written.
     """
     counts = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
-    if size < 8 or min(counts.values()) < 0 or jitter < 0:
-        raise ValueError(f"need size >= 8, non-negative counts and jitter, got size={size}, "
-                         f"{counts}, jitter={jitter}")
+    if size < 8 or min(counts.values()) < 0 or jitter < 0 or wobble < 0:
+        raise ValueError(f"need size >= 8, non-negative counts, jitter and wobble, got "
+                         f"size={size}, {counts}, jitter={jitter}, wobble={wobble}")
     info = {"dataset": "lidc", "synthetic": True, "size": size, "seed": seed, "counts": counts,
-            "satellite_with_halo": bool(satellite_with_halo), "jitter": float(jitter)}
+            "satellite_with_halo": bool(satellite_with_halo), "jitter": float(jitter),
+            "wobble": float(wobble)}
     start_dataset(out, info, overwrite)
     rngs = split_rngs(seed)
     for split in SPLITS:
-        _write_split(out, split, counts[split], size, rngs[split], satellite_with_halo, jitter)
+        _write_split(out, split, counts[split], size, rngs[split], satellite_with_halo, jitter,
+                     wobble)
     return counts
