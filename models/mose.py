@@ -43,15 +43,17 @@ class MoSE(nn.Module):
         compile_head: with `fast_head`, run the training-mode batch norms of the head with
             `torch.compile`d kernels (fused loops; compiled at the first training step, eager
             again with one warning where compilation fails). Float32 rounding differs.
+        expert_init: initial expert means, 'binary' (the reference) or 'signed'
+            (`models.experts.init_priors`).
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
                  fast_head: bool = False, channels_last: bool = False, amp: bool = False,
-                 compile_head: bool = False):
+                 compile_head: bool = False, expert_init: str = "binary"):
         super().__init__()
-        mu, log_sigma = init_priors(num_expert, latent_dim)
+        mu, log_sigma = init_priors(num_expert, latent_dim, expert_init)
         self.mu = nn.Parameter(mu)
         self.log_sigma = nn.Parameter(log_sigma)
         self.backbone = Unet(input_channels, num_filters)

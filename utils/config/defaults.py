@@ -46,6 +46,9 @@ DEFAULTS: Dict[str, Any] = dict(
     num_filters=[32, 64, 128, 192, 192, 192, 192],  # U-Net channels per level (any depth >= 2)
     latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
     num_expert=4,  # K, experts in the mixture
+    expert_init="binary",  # initial expert means: 'binary' codes {0,1}^L (the reference) or
+    # 'signed' codes {-1,1}^L (no expert at the origin, where the noise injection fades the
+    # feature; models/experts.py; not in the authors' code)
     sample_per_mode=4,  # S, samples drawn from every expert (compact representation, N = K*S)
     masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
     softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
@@ -120,6 +123,7 @@ CHOICES: Dict[str, tuple] = dict(
     device=("auto", "cpu", "cuda"),
     cost_fn=("iou", "ce"),
     coupling=("greedy", "exact"),
+    expert_init=("binary", "signed"),
     scheduler_mean=("running", "epoch"),
     lr_schedule=("plateau", "cosine"),
     empty_distance=("zero", "skip"),
