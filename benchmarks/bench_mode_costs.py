@@ -1,6 +1,7 @@
 """Which four masks does MoSE's training objective prefer on the synthetic LIDC set? Prints JSON.
 
-    python benchmarks/bench_mode_costs.py [--jitters 0.75 0.5 0.25 0.1 0] [--n 2000] [--seed 0]
+    python benchmarks/bench_mode_costs.py [--jitters 0.75 0.5 0.25 0.1 0] [--wobble 0]
+        [--n 2000] [--seed 0]
 
 With capacity γ = 1 the OT loss sends every annotation to its closest sample, so four sharp
 experts that draw the masks m_1..m_4 of an image cost, per annotation, the smallest soft-IoU cost
@@ -11,8 +12,10 @@ objective, averaged over the annotations of n generated images, for hand-built s
   the image shows (halo, else satellite): the roles the trained experts take;
 - `extended_two_sizes`: nothing, core, a smaller and a larger extended mask (satellite on
   images without a halo).
-The size changes are ±f·jitter of the radius, the better of f = 0.3 and 0.5. A lower value is
-what training moves towards, whatever the mode masses.
+The size changes are ±f·jitter of the radius, the better of f = 0.3 and 0.5 (with jitter 0:
+of the wobble). `--wobble W` draws the annotations with the generator's outline wobble as well
+(`data.synthetic.lidc.draw_annotations`). A lower value is what training moves towards,
+whatever the mode masses.
 """
 
 import argparse
@@ -46,11 +49,12 @@ def objective(annotations: np.ndarray, candidates: list) -> float:
     return float(costs.min(-1).mean())
 
 
-def mode_costs(jitters: list, n: int = 2000, seed: int = 0) -> list:
+def mode_costs(jitters: list, n: int = 2000, seed: int = 0, wobble: float = 0.0) -> list:
     """The objective of each hand-built solution (module docstring) for every jitter.
 
     Returns:
-        One dict per jitter: `jitter`, `true_modes`, `core_two_sizes`, `extended_two_sizes`.
+        One dict per jitter: `jitter`, (`wobble` where > 0), `true_modes`, `core_two_sizes`,
+        `extended_two_sizes`.
     """
     size = 32
     p = sample_params(np.random.default_rng(seed), n, size)
@@ -63,16 +67,18 @@ def mode_costs(jitters: list, n: int = 2000, seed: int = 0) -> list:
     rows = []
     for jitter in jitters:
         ann = draw_annotations(p, slice(0, n), mode_probabilities(p), d_main, d_sat,
-                               np.random.default_rng(seed + 1), size, jitter)
+                               np.random.default_rng(seed + 1), size, jitter, wobble)
         ann = ann.transpose(0, 3, 1, 2).astype(float)  # (n, A, S, S)
-        row = {"jitter": jitter, "true_modes": objective(ann, list(modes.transpose(1, 0, 2, 3)))}
+        row = {"jitter": jitter, **({"wobble": wobble} if wobble > 0 else {}),
+               "true_modes": objective(ann, list(modes.transpose(1, 0, 2, 3)))}
+        step = jitter if jitter > 0 else wobble
         row["core_two_sizes"] = min(
-            objective(ann, [modes[:, 0], disc(rc - f * jitter), disc(rc + f * jitter), extras])
+            objective(ann, [modes[:, 0], disc(rc - f * step), disc(rc + f * step), extras])
             for f in (0.3, 0.5))
         row["extended_two_sizes"] = min(
             objective(ann, [modes[:, 0], modes[:, 1],
-                            np.where(halo, disc(re - f * jitter), modes[:, 1]),
-                            np.where(halo, disc(re + f * jitter), modes[:, 3])])
+                            np.where(halo, disc(re - f * step), modes[:, 1]),
+                            np.where(halo, disc(re + f * step), modes[:, 3])])
             for f in (0.3, 0.5))
         rows.append(row)
     return rows
@@ -82,10 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jitters", nargs="+", type=float, default=[0.75, 0.5, 0.25, 0.1, 0.0])
+    parser.add_argument("--wobble", type=float, default=0.0, help="outline wobble (px)")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for row in mode_costs(args.jitters, args.n, args.seed):
+    for row in mode_costs(args.jitters, args.n, args.seed, args.wobble):
         print(json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
 
 

@@ -10,3 +10,10 @@ def test_true_modes_are_optimal_without_jitter_and_lose_to_two_core_sizes_with_i
     assert clean["core_two_sizes"] > 0.005
     # at the demo's jitter the loss prefers a small and a large core to the satellite
     assert noisy["core_two_sizes"] < noisy["true_modes"] - 0.01
+
+
+def test_with_outline_wobble_instead_of_jitter_the_true_modes_are_optimal_again():
+    (row,) = mode_costs([0.0], n=150, wobble=0.4)
+    assert row["wobble"] == 0.4 and row["true_modes"] > 0.03  # the annotations are noisy
+    assert row["true_modes"] < row["core_two_sizes"] - 0.003
+    assert row["true_modes"] < row["extended_two_sizes"] - 0.003
