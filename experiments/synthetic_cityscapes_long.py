@@ -6,7 +6,7 @@ The demo's scenes and loss with the recipe that learns all five flips (issue 10;
   authors' greedy rule. The greedy rule lets the annotation with the lowest cost take its best
   sample first, so which expert gets which flip pattern follows whichever expert fits the
   image best overall at that step, not the small per-class differences between experts; the
-  optimum does not change when a sample's costs all move together, so an expert that draws a
+  optimum hardly changes when a sample's costs all move together, so an expert that draws a
   class slightly more often flipped keeps receiving the flipped annotation, and splits off;
 - a 16-channel head (num_filters[0] = 16; 8 learnt two of the five flips): the head's
   channels carry the 25 class scores and every flip's dependence on the latent;
