@@ -94,6 +94,13 @@ def test_exact_coupling_reports_infeasible_capacity():
         exact_coupling(cost, v, 0.2)
 
 
+def test_exact_coupling_accepts_a_capacity_rounded_below_one_over_n():
+    cost, v = random_case(0, N=12)
+    P = exact_coupling(cost, v, 0.08333333)  # 1/12 typed to 8 digits: N·γ = 0.99999996
+    torch.testing.assert_close(P.sum(1), v, atol=1e-9, rtol=0)
+    assert (P.sum(2) <= 1 / 12 + 1e-9).all()
+
+
 def test_iou_cost_matches_brute_force():
     g = torch.Generator().manual_seed(0)
     pred = torch.softmax(torch.randn(2, 3, 4, 5, 6, generator=g, dtype=torch.float64), dim=2)
