@@ -52,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="where results.json and table.md go")
     p.add_argument("--runs", default="log/bench_baselines",
                    help="the run folders (checkpoints, logs; not for version control)")
-    p.add_argument("--data", default="synthetic_data/lidc", help="shared synthetic data folder")
+    p.add_argument("--data", default=None,
+                   help="shared synthetic data folder (default: the MoSE config's data_folder)")
     p.add_argument("--step-time", action="store_true",
                    help="only time training steps, the methods interleaved (fair under load)")
     return p.parse_args(argv)
@@ -171,13 +172,16 @@ def step_times(args: argparse.Namespace, rounds: int = 3, steps: int = 10) -> Di
 
 
 def prepare_data(args: argparse.Namespace) -> None:
-    """Generate the synthetic set once (the configs' `synthetic_options`), untimed."""
-    if (ROOT / args.data).exists():
-        return
+    """Generate the synthetic set once (the configs' `synthetic_options`), untimed; `--data`
+    defaults to the MoSE config's `data_folder`."""
     from data.synthetic import make_lidc
     from utils.config.config import load_config
 
     cfg = load_config(str(ROOT / CONFIGS["mose"]), [])
+    if args.data is None:
+        args.data = cfg.data_folder
+    if (ROOT / args.data).exists():
+        return
     make_lidc(str(ROOT / args.data), **cfg.synthetic_options)
 
 

@@ -10,9 +10,10 @@ Baselines).
 experiment_name = "synthetic_lidc_prob_unet"
 log_dir_name = "synthetic"
 dataset = "lidc"
-data_folder = "synthetic_data/lidc"
+data_folder = "synthetic_data/lidc_wobble"
 synthetic = "lidc"
-synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0)
+synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0,
+                         satellite_with_halo=False, jitter=0.0, wobble=0.6)  # as synthetic_lidc.py
 image_size = [32, 32]
 method = "prob_unet"
 num_filters = [8, 16, 32, 32]  # as synthetic_lidc.py

@@ -1,6 +1,7 @@
 """Synthetic generators: layouts, known truth, ambiguity floor, determinism, loading."""
 
 import filecmp
+import json
 import os
 import subprocess
 import sys
@@ -267,3 +268,18 @@ def test_lidc_wobble_reshapes_outlines_without_resizing_them(tmp_path):
     assert np.median(moved) < 0.1
     info = (tmp_path / "w" / "synthetic_info.json").read_text()
     assert '"wobble": 0.4' in info and '"jitter": 0.0' in info
+
+
+def test_cli_lidc_options_reach_the_generator(tmp_path):
+    # the demo's set from the command line: the options land in synthetic_info.json
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "data.synthetic", "lidc", str(out), "--train", "1", "--val",
+           "1", "--test", "1", "--size", "16", "--jitter", "0", "--wobble", "0.6", "--exclusive"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "synthetic_info.json").read_text())
+    assert (info["jitter"], info["wobble"], info["satellite_with_halo"]) == (0.0, 0.6, False)
+    bad = [sys.executable, "-m", "data.synthetic", "cityscapes", str(tmp_path / "c"),
+           "--wobble", "0.6"]
+    result = subprocess.run(bad, capture_output=True, text=True)
+    assert result.returncode != 0 and "lidc only" in result.stderr
