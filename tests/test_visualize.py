@@ -123,6 +123,7 @@ def tiny_run(tmp_path):
             "--set", f"run_root={tmp_path / 'runs'}",
             "--set", "synthetic_options={'n_train': 4, 'n_val': 2, 'n_test': 3, 'size': 16}",
             "--set", "num_filters=[4, 8]", "--set", "sample_per_mode=2", "--set", "epochs=1",
+            "--set", "gamma0=0.125",  # N = 8 samples: the exact coupling needs N·γ >= 1
             "--set", "train_batch_size=4", "--set", "val_batch_size=2",
             "--set", "test_batch_size=2", "--set", "max_train_minutes=None",
             "--set", "test_after_training=False", "--set", "num_figures=2"]

@@ -13,7 +13,9 @@ prior standard deviation in a random direction. The two copies then draw nearly 
 annotations that the donor fitted badly (e.g. core + satellite where it draws the core) go to
 whichever copy is nearer, and the nearest-sample coupling makes that difference grow: the
 cluster splits. The gating network is left as it is: the KL term raises the revived expert's
-weight as soon as it wins annotations.
+weight as soon as it wins annotations. On the synthetic LIDC demo the split happens with
+`coupling='exact'` (which the demo uses), not with the greedy rule, under which the copy stayed a
+second core (README, "Synthetic demos").
 """
 
 from typing import Any, Dict, List, Optional
