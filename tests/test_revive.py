@@ -124,6 +124,7 @@ def test_a_training_run_revives_and_logs_it(tmp_path):
     # the run re-seeds, logs it, and still trains and tests normally
     args = tiny_run(tmp_path, "--set", "experiment_name=rv", "--set", "epochs=2",
                     "--set", "latent_dim=1", "--set", "num_expert=3", "--set", "gamma0=1.0",
+                    "--set", "gamma_scheduler_options=None",  # γ = 1 throughout
                     "--set", "revive_experts={'threshold': 0.34, 'epochs': [2, 2]}",
                     "--set", "test_after_training=True", "--set", "num_figures=0")
     results = main.main(["experiments/synthetic_lidc.py", *args])
