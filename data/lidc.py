@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.lidc_augment import lidc_train_batch
 from data.npy_folder import check_shape, load_true_modes, npy_shape, numbered_split
-from data.transforms import lidc_train_batch
 
 CACHE_BYTES = 256 * 2**20  # per dataset object (and per DataLoader worker)
 BUILD_HINT = (

@@ -17,8 +17,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from data.cityscapes import CityscapesDataset
-from data.folder_dataset import FolderDataset
 from data.lidc import LIDCDataset
 from data.npy_folder import SPLITS
 
@@ -73,10 +71,14 @@ def build_dataset(
                 "label_range selects LIDC annotation indices; with dataset 'folder' the raters "
                 "vary per image, so leave it None"
             )
+        from data.folder_dataset import FolderDataset  # imports torchvision: only when used
+
         return FolderDataset(data_folder, split, input_channels=input_channels, n_classes=n_classes)
     if name == "lidc":
         return LIDCDataset(data_folder, split, label_range=label_range)
     if name == "cityscapes":
+        from data.cityscapes import CityscapesDataset  # imports torchvision: only when used
+
         return CityscapesDataset(
             data_folder, split, use_bbpred=use_bbpred, bbpred_channel=bbpred_channel
         )

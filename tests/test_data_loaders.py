@@ -1,5 +1,9 @@
 """build_dataloaders: the contract the engine relies on."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +12,8 @@ from torch.utils.data import DistributedSampler
 
 from data import build_dataloaders, seed_worker
 from data.synthetic import make_lidc
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +93,14 @@ def test_bad_arguments(root):
         build_dataloaders("lidc", root, splits=("training",))
     with pytest.raises(FileNotFoundError, match="python -m data"):
         build_dataloaders("cityscapes", root)
+
+
+def test_an_lidc_run_does_not_import_torchvision(root):
+    # torchvision costs a second or more at every start; only Cityscapes and folder data use it
+    code = ("import sys, main, utils.training.trainer, utils.evaluation.report\n"
+            "from data import build_dataloaders\n"
+            f"loader = build_dataloaders('lidc', {root!r}, train_batch_size=2, splits=('train',))"
+            "['train']\n"
+            "next(iter(loader))\n"
+            "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

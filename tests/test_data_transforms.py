@@ -9,7 +9,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-import data.transforms as T
+import data.lidc_augment as T
 from data.lidc import LIDCDataset
 
 
