@@ -25,7 +25,11 @@ class GatingNetwork(nn.Module):
             nn.Linear(in_channels, num_expert, bias=False),
         )
 
+    @staticmethod
+    def pool(u_g: torch.Tensor) -> torch.Tensor:
+        """The MLP's input: (B, F[-1], h, w) -> (B, F[-1]) global average."""
+        return u_g.mean(dim=(2, 3))
+
     def forward(self, u_g: torch.Tensor) -> torch.Tensor:
         """Args: u_g (B, F[-1], h, w). Returns: π (B, K), rows summing to one."""
-        pooled = u_g.mean(dim=(2, 3))  # (B, F[-1])
-        return torch.softmax(self.fc_layer(pooled), dim=1)  # (B, K)
+        return torch.softmax(self.fc_layer(self.pool(u_g)), dim=1)  # (B, K)

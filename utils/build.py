@@ -95,11 +95,12 @@ def check_folder_data(cfg: Config) -> None:
     logger.info(f"data_folder {cfg.data_folder}: checked, no problems")
 
 
-def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
+def build_loaders(cfg: Config, splits: tuple, shard_train: bool = True) -> Dict[str, Any]:
     """DataLoaders of `splits` with the config's batch sizes, workers and annotation range.
 
     Under DDP the training split gets a DistributedSampler (each rank `train_batch_size` images
-    per step); evaluation loaders stay whole and in order (`shard_eval_loader` shares them out).
+    per step) unless `shard_train` is False; evaluation loaders stay whole and in order
+    (`shard_eval_loader` shares them out).
     """
     return {split: build_dataloaders(
         cfg.dataset, cfg.data_folder, train_batch_size=cfg.train_batch_size,
@@ -107,7 +108,7 @@ def build_loaders(cfg: Config, splits: tuple) -> Dict[str, Any]:
         label_range=cfg.label_range, use_bbpred=cfg.use_bbpred, seed=cfg.seed, splits=(split,),
         bbpred_channel=cfg.input_channels == 4 if cfg.dataset == "cityscapes" else None,
         input_channels=cfg.input_channels, n_classes=cfg.n_classes,
-        distributed=split == "train" and distributed.is_distributed())[split]
+        distributed=split == "train" and shard_train and distributed.is_distributed())[split]
         for split in splits}
 
 

@@ -181,6 +181,7 @@ def _derive_method(cfg: Config) -> None:
         for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options",
                      "revive_experts"):
             cfg[name] = None
+        cfg["gate_refit_steps"] = 0
 
 
 def _derive_folder(cfg: Config, explicit: set) -> None:
@@ -271,6 +272,16 @@ def _check_plateau_options(options: dict) -> None:
             )
 
 
+def _check_gate_refit(cfg: Config) -> None:
+    """gate_refit_steps: an int >= 0; the refit's targets are per expert, so no grouping."""
+    steps = cfg.gate_refit_steps
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ConfigError(f"gate_refit_steps must be an int >= 0, got {steps!r}")
+    if steps and (cfg.G0 < 1 or cfg.G_scheduler_options):
+        raise ConfigError("gate_refit_steps fits the gate to per-expert targets; it does not "
+                          "combine with expert grouping (G0 < 1 or G_scheduler_options)")
+
+
 def validate(cfg: Config) -> None:
     """Check values (not just types) of a resolved config; raise `ConfigError` if wrong.
 
@@ -317,3 +328,4 @@ def validate(cfg: Config) -> None:
     _check_plateau_options(cfg.scheduler_options)
     _check_revive(cfg.revive_experts)
     _check_exact_capacity(cfg)
+    _check_gate_refit(cfg)

@@ -69,6 +69,9 @@ DEFAULTS: Dict[str, Any] = dict(
     revive_experts=None,  # None (the paper's method) or dict(threshold=t, epochs=[first, last]):
     # after each epoch in [first, last], an expert with less than a share t of the coupled mass
     # takes a live expert's prior (utils/training/revive.py; not in the authors' code)
+    gate_refit_steps=0,  # 0 (the paper's method) or N: after training, refit the gating network
+    # of the best checkpoint to the training signal with the rest frozen, N full-batch Adam steps
+    # (utils/training/gate_refit.py; not in the authors' code)
     # --- optimisation ---
     train_batch_size=16,  # images per training step
     val_batch_size=16,  # images per validation step

@@ -60,7 +60,8 @@ def mode_calibration(samples: torch.Tensor, weights: torch.Tensor, modes: torch.
     Returns:
         dict of float64 CPU tensors: `predicted` and `true` (B, T) masses (0 on merged or
         padding modes), `valid` (B, T) bool (distinct modes of positive probability),
-        `mae` (B,) mean |predicted − true| over the valid modes and `tv` (B,) total variation.
+        `mae` (B,) mean |predicted − true| over the valid modes, `tv` (B,) total variation
+        and `nearest` (B, N) int64, the valid true mode every sample is assigned to.
     """
     d_sm, d_mm = mode_distances(samples, modes, num_classes, eval_class_ids)
     probs = mode_probs.detach().double().cpu()  # (B, T)
@@ -71,7 +72,7 @@ def mode_calibration(samples: torch.Tensor, weights: torch.Tensor, modes: torch.
     predicted = torch.zeros_like(probs).scatter_add_(1, nearest, weights.detach().double().cpu())
     gap = (predicted - true).abs() * valid  # (B, T)
     return dict(predicted=predicted, true=true, valid=valid,
-                mae=gap.sum(-1) / valid.sum(-1), tv=0.5 * gap.sum(-1))
+                mae=gap.sum(-1) / valid.sum(-1), tv=0.5 * gap.sum(-1), nearest=nearest)
 
 
 def mode_mass_error(samples: torch.Tensor, weights: torch.Tensor, modes: torch.Tensor,

@@ -1,7 +1,8 @@
 """The trainer: the paper's protocol around the engine — validation before the first epoch and
 every `validation_frequency` epochs, the best-GED checkpoint, the learning-rate and γ / S / G
 schedulers fed the monitored training loss after every epoch, the resume state written at the
-end of every epoch, the last weights at the end, and the test of the best checkpoint.
+end of every epoch, the last weights at the end, the optional gate refit of the best checkpoint
+(`gate_refit_steps`) and the test of the best checkpoint.
 """
 
 import math
@@ -22,6 +23,7 @@ from utils.runtime.distributed import is_main, shard_eval_loader
 from utils.runtime.logger import MetricsWriter, NullWriter, logger, write_json
 from utils.runtime.seed import make_generator
 from utils.training.engine import evaluate, train_one_epoch
+from utils.training.gate_refit import refit_gate
 from utils.training.resume import (
     load_training_state,
     resume_path,
@@ -48,10 +50,39 @@ def train_and_test(cfg: Config, config_file: str, device: torch.device,
         write_json(run_dir / "config.json", cfg)
         shutil.copy(config_file, run_dir / Path(config_file).name)
     best_ged = train(cfg, device, run_dir, resume=resume)
+    if cfg.gate_refit_steps:
+        refit_best_checkpoint(cfg, device, run_dir)
     if not cfg.test_after_training:
         return {"best_val_ged": best_ged}
     ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
     return evaluate_checkpoint(cfg, "test", ckpt, device, run_dir)
+
+
+def refit_best_checkpoint(cfg: Config, device: torch.device, run_dir: Path) -> None:
+    """Refit the gating network of the best checkpoint (`utils.training.gate_refit`) and write
+    it back; logs the validation figures before and after. Rank 0 works, the others wait.
+
+    The refit's targets do not depend on the gate, so running it again (e.g. after a resumed
+    run that had already finished) gives the same weights.
+    """
+    if is_main():
+        ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
+        model = load_model_weights(build_model(cfg), ckpt).to(device)
+        loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
+        keys = ("ged", "ged_ratio", "mode_mass_error")
+
+        def summary() -> str:
+            val = evaluate(model, loaders["val"], cfg, device, desc="val")
+            return " ".join(f"{k} {val[k]:.4f}" for k in keys if k in val)
+
+        before = summary()
+        stats = refit_gate(model, loaders["train"], build_loss(cfg), device,
+                           cfg.gate_refit_steps, cfg.seed)
+        logger.info(f"gate refit ({cfg.gate_refit_steps} steps, {stats['images']} training "
+                    f"images): gate loss {stats['before']:.4f} -> {stats['after']:.4f}; "
+                    f"val {before} -> {summary()}")
+        save_checkpoint(model.state_dict(), ckpt)
+    distributed.barrier()
 
 
 def validate_and_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any,

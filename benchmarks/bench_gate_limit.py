@@ -1,0 +1,184 @@
+"""Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
+
+    python benchmarks/bench_gate_limit.py [--config experiments/synthetic_lidc.py]
+        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--set KEY=VALUE ...]
+
+For a run on the synthetic LIDC set (default: the demo's run folder and best checkpoint), on the
+test split:
+- `mode_mass_error`: the trained model's (compact samples, as `main.py` reports it);
+- `optimal_gate`: the error left with the same expert samples and the best possible expert
+  weights π of each image (a linear programme per image: the mass of a true mode is linear in
+  π). What the experts' masks alone cost;
+- `refit_gate`: the error of a new gate fitted on the frozen model's training-split features
+  with the training signal itself: at γ = 1 the coupling sends each annotation to its nearest
+  sample, and the gate learns the share of annotations each expert receives (the KL term of
+  the loss; cross-entropy, Adam, full batch, weight decay 1e-2, `--steps`). Three inputs:
+  `bottleneck` (the paper gate's input: the global average of the bottleneck feature),
+  `bottleneck_decoder` (average and maximum of the bottleneck and of the decoder feature) and
+  `true_cues` (the contrasts of core, halo and satellite and whether each is drawn, from the
+  generator's parameters: no feature can carry more). `true_cues` bounds what the training
+  signal of four annotations per image can teach any gate.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import linprog
+from torch import nn
+
+try:
+    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_gate_limit)
+except ModuleNotFoundError:
+    import _path  # noqa: F401  (python benchmarks/bench_gate_limit.py)
+from data.lidc import standardise
+from data.synthetic.common import split_rngs
+from data.synthetic.lidc import sample_params
+from utils.build import build_loss, run_dir_of
+from utils.config.config import load_config
+from utils.evaluation.calibration import mode_calibration
+from utils.evaluation.predict import load_predictor
+from utils.evaluation.run import default_checkpoint
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="experiments/synthetic_lidc.py")
+    p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
+    p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
+    p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return p.parse_args()
+
+
+def load_split(root: Path, split: str):
+    """Images (n, 1, S, S), annotations (n, M, S, S), true modes (n, T, S, S) and their
+    probabilities (n, T) of a synthetic LIDC split (modes padded with zero probability)."""
+    d = root / split
+    n = len(list((d / "images").glob("*.npy")))
+    images = torch.stack([torch.from_numpy(standardise(np.load(d / f"images/{i}.npy")))
+                          for i in range(n)])[:, None]  # (n, 1, S, S)
+    labels = torch.stack([torch.from_numpy(np.load(d / f"labels/{i}.npy")).permute(2, 0, 1)
+                          for i in range(n)]).long()  # (n, M, S, S)
+    modes = [np.load(d / f"modes/{i}.npy") for i in range(n)]
+    probs = [np.load(d / f"mode_probs/{i}.npy") for i in range(n)]
+    T = max(len(p) for p in probs)
+    M = torch.zeros(n, T, *labels.shape[-2:], dtype=torch.long)
+    P = torch.zeros(n, T, dtype=torch.float64)
+    for i, (m, p) in enumerate(zip(modes, probs)):
+        M[i, :len(p)] = torch.from_numpy(m).long()
+        M[i, len(p):] = M[i, :1]  # padding: a copy of a real mode, probability 0
+        P[i, :len(p)] = torch.from_numpy(p).double()
+    return images, labels, M, P
+
+
+def true_cues(root: Path, split: str, n: int) -> torch.Tensor:
+    """(n, 5) contrasts c, h, q and the drawn flags of halo and satellite, regenerated from the
+    set's recorded generator settings (the split's first random draws)."""
+    info = json.loads((root / "synthetic_info.json").read_text())
+    p = sample_params(split_rngs(info["seed"])[split], info["counts"][split], info["size"],
+                      info.get("satellite_with_halo", True))
+    cues = np.stack([p["c"], p["h"], p["q"], p["h"] > 0, p["q"] > 0], axis=1)[:n]
+    return torch.tensor(cues, dtype=torch.float32)
+
+
+@torch.no_grad()
+def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) -> dict:
+    """Per image of a split: the gate inputs, the experts' shares of the γ = 1 coupling (the KL
+    term's target), the share of every expert's samples assigned to each true mode, the
+    model's π and the true mode masses."""
+    K, S = model.num_expert, model.sample_per_mode
+    loss_fn.gamma = 1.0
+    keys = ("bottleneck", "bottleneck_decoder", "shares", "assign", "pi", "true", "valid")
+    acc = {k: [] for k in keys}
+    gen = torch.Generator().manual_seed(0)
+    for s in range(0, len(images), batch):
+        x, y = images[s:s + batch], labels[s:s + batch]
+        u_g, u_d = model.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
+        out = model(x, generator=gen)
+        pred = out["pred"]  # (B, N, C, H, W), N = K·S expert-major
+        acc["bottleneck"].append(u_g.mean((2, 3)))  # (B, F[-1])
+        acc["bottleneck_decoder"].append(torch.cat([u_g.mean((2, 3)), u_g.amax((2, 3)),
+                                                    u_d.mean((2, 3)), u_d.amax((2, 3))], 1))
+        gt_w = torch.full(y.shape[:2], 1.0 / y.shape[1])  # (B, M)
+        coupling = loss_fn.coupling(loss_fn.cost_matrix(pred, y), gt_w)  # (B, N, M)
+        acc["shares"].append(coupling.sum(-1).view(-1, K, S).sum(-1).float())  # (B, K)
+        cal = mode_calibration(pred.argmax(2), out["weights"], modes[s:s + batch],
+                               probs[s:s + batch], 2, [1])
+        one_hot = torch.nn.functional.one_hot(cal["nearest"], modes.shape[1]).double()  # (B,N,T)
+        acc["assign"].append(one_hot.view(len(x), K, S, -1).mean(2))  # (B, K, T)
+        acc["pi"].append(out["expert_probs"].double())  # (B, K)
+        acc["true"].append(cal["true"])  # (B, T)
+        acc["valid"].append(cal["valid"])  # (B, T)
+    return {k: torch.cat(v) for k, v in acc.items()}
+
+
+def mass_error(pi: torch.Tensor, st: dict) -> float:
+    """Mean over images of the mean |predicted − true| mode mass for expert weights π (n, K)."""
+    predicted = torch.einsum("bk,bkt->bt", pi.double(), st["assign"])  # (n, T)
+    gap = (predicted - st["true"]).abs() * st["valid"]
+    return float((gap.sum(-1) / st["valid"].sum(-1)).mean())
+
+
+def optimal_gate_error(st: dict) -> float:
+    """The mass error with the best π of every image: min Σ_t e_t, e_t ≥ ±(Aᵀπ − p)_t, π ∈ Δ."""
+    errors = []
+    for A, true, valid in zip(st["assign"].numpy(), st["true"].numpy(), st["valid"].numpy()):
+        K, V = A.shape[0], np.flatnonzero(valid)
+        At, p, nv = A[:, V].T, true[V], len(V)  # (nv, K), (nv,)
+        eye = np.eye(nv)
+        res = linprog(np.r_[np.zeros(K), np.ones(nv)],
+                      A_ub=np.r_[np.c_[At, -eye], np.c_[-At, -eye]], b_ub=np.r_[p, -p],
+                      A_eq=np.r_[np.ones(K), np.zeros(nv)][None], b_eq=[1.0],
+                      bounds=[(0, None)] * (K + nv))
+        errors.append(res.fun / nv)
+    return float(np.mean(errors))
+
+
+def refit_gate(x_train: torch.Tensor, target: torch.Tensor, x_test: torch.Tensor, steps: int,
+               seed: int = 0) -> torch.Tensor:
+    """Fit a gate (the paper gate's MLP shape, on standardised inputs) to the coupling shares;
+    returns its π (n_test, K) on the test inputs."""
+    torch.manual_seed(seed)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    width, K = max(32, x_train.shape[1]), target.shape[1]
+    net = nn.Sequential(nn.Linear(x_train.shape[1], width), nn.ReLU(), nn.Linear(width, width),
+                        nn.ReLU(), nn.Linear(width, K, bias=False))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -(target * torch.log_softmax(net(x_train), 1)).sum(1).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return torch.softmax(net(x_test), 1)
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else run_dir_of(cfg)
+    found = sorted(run_dir.glob("*_best_ged.pth"))  # a bench_learning run names it by its tag
+    ckpt = (Path(args.ckpt) if args.ckpt else found[0] if len(found) == 1
+            else default_checkpoint(cfg, run_dir, None))
+    model = load_predictor(cfg, ckpt, torch.device("cpu"))
+    loss_fn, root = build_loss(cfg), Path(cfg.data_folder)
+    train = split_stats(model, loss_fn, *load_split(root, "train"))
+    test = split_stats(model, loss_fn, *load_split(root, "test"))
+    train["true_cues"] = true_cues(root, "train", len(train["pi"]))
+    test["true_cues"] = true_cues(root, "test", len(test["pi"]))
+    refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps),
+                              test)
+             for name in ("bottleneck", "bottleneck_decoder", "true_cues")}
+    print(json.dumps({"config": args.config, "checkpoint": str(ckpt),
+                      "mode_mass_error": mass_error(test["pi"], test),
+                      "optimal_gate": optimal_gate_error(test), "refit_gate": refit,
+                      "train_images": len(train["pi"]), "test_images": len(test["pi"]),
+                      "steps": args.steps}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Refitting the gating network after training (`gate_refit_steps`): the fit and its folded
+standardisation, the targets the loss' coupling gives, the config checks, and a training run."""
+
+import json
+
+import pytest
+import torch
+
+import main
+from models import MoSE
+from tests.test_engine import tiny_run
+from utils.config.config import ConfigError, load_config
+from utils.loss.ot_loss import OTLoss
+from utils.training import trainer
+from utils.training.gate_refit import collect, fit_gate, gate_loss, refit_gate
+
+
+def _model(K=4, S=2):
+    torch.manual_seed(0)
+    return MoSE(input_channels=1, num_classes=2, num_filters=[4, 8], latent_dim=2,
+                num_expert=K, sample_per_mode=S, softmax=True, masked_pred=False)
+
+
+def test_the_fit_learns_shares_that_follow_the_input_and_keeps_the_gate_s_shape():
+    model = _model()
+    torch.manual_seed(1)
+    # inputs on a large offset and scale (standardisation matters), shares set by input 3
+    inputs = torch.randn(400, 8) * 5 + 20  # (n, D)
+    t = torch.sigmoid((inputs[:, 3] - 20) / 2)  # (n,)
+    shares = torch.stack([t, 1 - t, torch.zeros_like(t), torch.zeros_like(t)], 1)  # (n, K)
+    keys = {k: v.shape for k, v in model.gating.state_dict().items()}
+    stats = fit_gate(model.gating, inputs, shares, steps=400, seed=0)
+    assert {k: v.shape for k, v in model.gating.state_dict().items()} == keys  # same keys
+    assert stats["after"] < stats["before"]
+    with torch.no_grad():  # the folded layer on raw inputs: what the fit reached
+        pi = torch.softmax(model.gating.fc_layer(inputs), 1)
+        torch.testing.assert_close(float(gate_loss(model.gating.fc_layer(inputs), shares)),
+                                   stats["after"])
+    assert (pi[:, 0] - t).abs().mean() < 0.05  # it follows the input
+    assert pi[:, 2:].max() < 0.05
+
+
+def test_the_fit_is_seeded_and_leaves_the_global_random_state_alone():
+    inputs, shares = torch.randn(50, 8), torch.softmax(torch.randn(50, 4), 1)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a, b = _model(), _model()
+    torch.set_rng_state(state)
+    fit_gate(a.gating, inputs, shares, steps=20, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    fit_gate(b.gating, inputs, shares, steps=20, seed=5)
+    for (k, va), vb in zip(a.gating.state_dict().items(), b.gating.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_the_targets_are_each_expert_s_share_of_the_loss_coupling_at_capacity_one():
+    model = _model(K=4, S=2).eval()
+    model.eval_sample_num = 5  # a standard-representation config: the pass is compact anyway
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 8, 8)
+    labels = torch.randint(0, 2, (3, 4, 8, 8))
+    probs = torch.tensor([[0.25] * 4, [0.5, 0.5, 0, 0], [0.1, 0.2, 0.3, 0.4]])
+    loss_fn = OTLoss(gamma0=0.125, coupling="exact")
+    data = collect(model, [(x, labels, probs)], loss_fn, torch.device("cpu"),
+                   torch.Generator().manual_seed(0))
+    assert loss_fn.gamma == 0.125 and model.eval_sample_num == 5  # restored
+    model.eval_sample_num = None
+    out = model(x, generator=torch.Generator().manual_seed(0))
+    at_one = OTLoss(gamma0=1.0, coupling="exact")
+    P = at_one.coupling(at_one.cost_matrix(out["pred"], labels), probs)  # (B, N, M)
+    torch.testing.assert_close(data["shares"], P.sum(-1).view(3, 4, 2).sum(-1))
+    torch.testing.assert_close(data["shares"].sum(1), torch.ones(3))
+    with torch.no_grad():
+        u_g, _ = model.backbone(x)
+    torch.testing.assert_close(data["inputs"], u_g.mean((2, 3)))
+
+
+def test_refit_gate_lowers_the_gate_loss_and_keeps_the_experts():
+    model = _model()
+    torch.manual_seed(0)
+    batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 2, (4, 4, 8, 8)),
+                torch.full((4, 4), 0.25)) for _ in range(3)]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stats = refit_gate(model, batches, OTLoss(gamma0=1.0), torch.device("cpu"), 200, seed=0)
+    assert stats["images"] == 12 and stats["after"] < stats["before"]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("gating.") for k in changed)
+
+
+@pytest.mark.parametrize("value,message", [(-1, "int >= 0"), (2.5, "expected int"),
+                                           (True, "expected int|int >= 0")])
+def test_bad_refit_settings_are_named(value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("experiments/synthetic_lidc.py", [f"gate_refit_steps={value!r}"])
+
+
+def test_refit_does_not_combine_with_grouping_and_baselines_drop_it():
+    with pytest.raises(ConfigError, match="grouping"):
+        load_config("experiments/synthetic_lidc.py", ["gate_refit_steps=10", "G0=0.5"])
+    cfg = load_config("experiments/synthetic_lidc.py", ["gate_refit_steps=10", "method='ssn'"])
+    assert cfg.gate_refit_steps == 0
+
+
+def test_a_training_run_refits_the_best_checkpoint_and_tests_it(tmp_path, monkeypatch):
+    seen = {}
+
+    def spy(model, *args):  # the best checkpoint's weights as the refit receives them
+        seen["before"] = {k: v.clone() for k, v in model.state_dict().items()}
+        return refit_gate(model, *args)
+
+    monkeypatch.setattr(trainer, "refit_gate", spy)
+    args = tiny_run(tmp_path, "--set", "experiment_name=rf", "--set", "gate_refit_steps=50",
+                    "--set", "test_after_training=True", "--set", "num_figures=0")
+    results = main.main(["experiments/synthetic_lidc.py", *args])
+    run = tmp_path / "log" / "synthetic" / "rf"
+    log = (run / "log.txt").read_text()
+    assert "gate refit (50 steps, 8 training images)" in log and "val ged" in log
+    best = torch.load(run / "rf_best_ged.pth", map_location="cpu", weights_only=True)
+    best = best.get("state_dict", best)
+    before = seen["before"]
+    changed = {k for k in before if not torch.equal(best[k], before[k])}
+    assert changed and all(k.startswith("gating.fc_layer") for k in changed)  # the gate only
+    assert 0 <= results["ged"] <= 2
+    assert json.loads((run / "config.json").read_text())["gate_refit_steps"] == 50
