@@ -1,7 +1,7 @@
 """Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
 
     python benchmarks/bench_gate_limit.py [--config experiments/synthetic_lidc.py]
-        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--set KEY=VALUE ...]
+        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--train-images N] [--set KEY=VALUE ...]
 
 For a run on the synthetic LIDC set (default: the demo's run folder and best checkpoint), on the
 test split:
@@ -17,7 +17,8 @@ test split:
   `bottleneck_decoder` (average and maximum of the bottleneck and of the decoder feature) and
   `true_cues` (the contrasts of core, halo and satellite and whether each is drawn, from the
   generator's parameters: no feature can carry more). `true_cues` bounds what the training
-  signal of four annotations per image can teach any gate.
+  signal of four annotations per image can teach any gate. `--train-images N` fits on the
+  first N training images only (does the gate lack images?).
 """
 
 import argparse
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
     p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
     p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="fit the gates on the first N training images (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args()
 
@@ -166,7 +169,9 @@ def main() -> None:
             else default_checkpoint(cfg, run_dir, None))
     model = load_predictor(cfg, ckpt, torch.device("cpu"))
     loss_fn, root = build_loss(cfg), Path(cfg.data_folder)
-    train = split_stats(model, loss_fn, *load_split(root, "train"))
+    images, labels, modes, probs = load_split(root, "train")
+    n = args.train_images or len(images)
+    train = split_stats(model, loss_fn, images[:n], labels[:n], modes[:n], probs[:n])
     test = split_stats(model, loss_fn, *load_split(root, "test"))
     train["true_cues"] = true_cues(root, "train", len(train["pi"]))
     test["true_cues"] = true_cues(root, "test", len(test["pi"]))
