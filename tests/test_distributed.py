@@ -101,6 +101,7 @@ def test_two_gloo_processes_train_one_epoch_then_resume(tmp_path):
     assert [r["epoch"] for r in records(run)] == [0, 1]  # written by rank 0 only
     assert records(run)[1]["train_steps"] == 2  # 8 images = 2 steps x 2 ranks x batch 2
     assert (run / "log.txt").read_text().count("2 process(es)") == 1
+    assert (run / "log.txt").read_text().count("gate refit (2000 steps") == 1  # every rank, one log
     assert len(list((tmp_path / "runs" / "synthetic" / "synthetic_lidc").iterdir())) == 1
     for name in ("synthetic_lidc_best_ged.pth", "synthetic_lidc_last.pth"):
         weights = torch.load(run / name, weights_only=True)

@@ -150,6 +150,13 @@ def broadcast_buffers(model: nn.Module) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
+def broadcast_parameters(module: nn.Module) -> None:
+    """Copy rank 0's parameters of `module` to every rank (no-op for one process)."""
+    if world_size() > 1:
+        for param in module.parameters():
+            dist.broadcast(param.data, src=0)
+
+
 def average_across_ranks(values: torch.Tensor) -> torch.Tensor:
     """Mean of a tensor over the ranks (the tensor itself for one process).
 

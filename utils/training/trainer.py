@@ -60,27 +60,30 @@ def train_and_test(cfg: Config, config_file: str, device: torch.device,
 
 def refit_best_checkpoint(cfg: Config, device: torch.device, run_dir: Path) -> None:
     """Refit the gating network of the best checkpoint (`utils.training.gate_refit`) and write
-    it back; logs the validation figures before and after. Rank 0 works, the others wait.
+    it back; logs the validation figures before and after.
 
+    Under DDP every rank refits on the whole training split (the same computation), takes rank
+    0's result and validates on its share of the batches, as during training; rank 0 saves.
     The refit's targets do not depend on the gate, so running it again (e.g. after a resumed
     run that had already finished) gives the same weights.
     """
+    ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
+    model = load_model_weights(build_model(cfg), ckpt).to(device)
+    loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
+    keys = ("ged", "ged_ratio", "mode_mass_error")
+
+    def summary() -> str:
+        val = evaluate(model, shard_eval_loader(loaders["val"]), cfg, device, desc="val")
+        return " ".join(f"{k} {val[k]:.4f}" for k in keys if k in val)
+
+    before = summary()
+    stats = refit_gate(model, loaders["train"], build_loss(cfg), device, cfg.gate_refit_steps,
+                       cfg.seed)
+    distributed.broadcast_parameters(model.gating)
+    logger.info(f"gate refit ({cfg.gate_refit_steps} steps, {stats['images']} training "
+                f"images): gate loss {stats['before']:.4f} -> {stats['after']:.4f}; "
+                f"val {before} -> {summary()}")
     if is_main():
-        ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
-        model = load_model_weights(build_model(cfg), ckpt).to(device)
-        loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
-        keys = ("ged", "ged_ratio", "mode_mass_error")
-
-        def summary() -> str:
-            val = evaluate(model, loaders["val"], cfg, device, desc="val")
-            return " ".join(f"{k} {val[k]:.4f}" for k in keys if k in val)
-
-        before = summary()
-        stats = refit_gate(model, loaders["train"], build_loss(cfg), device,
-                           cfg.gate_refit_steps, cfg.seed)
-        logger.info(f"gate refit ({cfg.gate_refit_steps} steps, {stats['images']} training "
-                    f"images): gate loss {stats['before']:.4f} -> {stats['after']:.4f}; "
-                    f"val {before} -> {summary()}")
         save_checkpoint(model.state_dict(), ckpt)
     distributed.barrier()
 
