@@ -19,7 +19,7 @@ README "Synthetic demos" has the measurements and the trials behind each choice)
 - gate_refit_steps: after training, the gating network of the best checkpoint is refitted to the
   training signal with the backbone and the experts frozen (utils/training/gate_refit.py). The
   gate is what limits the mode masses: with the experts' samples fixed, the best weights would
-  leave a mode-mass error of 0.003 (benchmarks/bench_gate_limit.py). The refit takes ~10 s.
+  leave a mode-mass error of 0.003 (benchmarks/bench_gate_limit.py). The refit takes ~6 s.
 """
 
 experiment_name = "synthetic_lidc"

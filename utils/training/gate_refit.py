@@ -22,13 +22,10 @@ The backbone and the experts are not touched: the samples, and every metric that
 the weights (M-IoU of the samples), stay as they were.
 """
 
-import logging
 from typing import Any, Dict
 
 import torch
 from torch import nn
-
-logger = logging.getLogger("mose")
 
 LR = 3e-3  # Adam on standardised inputs; full batch
 WEIGHT_DECAY = 1e-2  # the per-image targets are shares of four annotations: noisy
@@ -64,7 +61,7 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
             cost = loss_fn.cost_matrix(out["pred"].float(), labels)  # (B, N, M)
             P = loss_fn.coupling(cost, label_probs.to(cost.dtype))  # (B, N, M)
             share = P.sum(-1).view(-1, K, S).sum(-1)  # (B, K)
-            shares.append((share / share.sum(-1, keepdim=True)).float().cpu())
+            shares.append((share / share.sum(-1, keepdim=True).clamp_min(1e-12)).float().cpu())
     finally:
         hook.remove()
         loss_fn.gamma, model.eval_sample_num = gamma, standard
