@@ -1,10 +1,11 @@
 """Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
 
     python benchmarks/bench_gate_limit.py [--config experiments/synthetic_lidc.py]
-        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--train-images N] [--set KEY=VALUE ...]
+        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--weight-decay 1e-2] [--train-images N]
+        [--split test] [--set KEY=VALUE ...]
 
 For a run on the synthetic LIDC set (default: the demo's run folder and best checkpoint), on the
-test split:
+test split (`--split val`: the validation split, to choose settings):
 - `mode_mass_error`: the trained model's (compact samples, as `main.py` reports it);
 - `optimal_gate`: the error left with the same expert samples and the best possible expert
   weights π of each image (a linear programme per image: the mass of a true mode is linear in
@@ -12,7 +13,7 @@ test split:
 - `refit_gate`: the error of a new gate fitted on the frozen model's training-split features
   with the training signal itself: at γ = 1 the coupling sends each annotation to its nearest
   sample, and the gate learns the share of annotations each expert receives (the KL term of
-  the loss; cross-entropy, Adam, full batch, weight decay 1e-2, `--steps`). Three inputs:
+  the loss; cross-entropy, Adam, full batch, `--weight-decay`, `--steps`). Three inputs:
   `bottleneck` (the paper gate's input: the global average of the bottleneck feature),
   `bottleneck_decoder` (average and maximum of the bottleneck and of the decoder feature) and
   `true_cues` (the contrasts of core, halo and satellite and whether each is drawn, from the
@@ -50,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
     p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
     p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="Adam weight decay of the fits")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="split to score")
     p.add_argument("--train-images", type=int, default=None,
                    help="fit the gates on the first N training images (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -141,7 +144,7 @@ def optimal_gate_error(st: dict) -> float:
 
 
 def refit_gate(x_train: torch.Tensor, target: torch.Tensor, x_test: torch.Tensor, steps: int,
-               seed: int = 0) -> torch.Tensor:
+               weight_decay: float = 1e-2, seed: int = 0) -> torch.Tensor:
     """Fit a gate (the paper gate's MLP shape, on standardised inputs) to the coupling shares;
     returns its π (n_test, K) on the test inputs."""
     torch.manual_seed(seed)
@@ -150,7 +153,7 @@ def refit_gate(x_train: torch.Tensor, target: torch.Tensor, x_test: torch.Tensor
     width, K = max(32, x_train.shape[1]), target.shape[1]
     net = nn.Sequential(nn.Linear(x_train.shape[1], width), nn.ReLU(), nn.Linear(width, width),
                         nn.ReLU(), nn.Linear(width, K, bias=False))
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=weight_decay)
     for _ in range(steps):
         opt.zero_grad()
         loss = -(target * torch.log_softmax(net(x_train), 1)).sum(1).mean()
@@ -172,16 +175,17 @@ def main() -> None:
     images, labels, modes, probs = load_split(root, "train")
     n = args.train_images or len(images)
     train = split_stats(model, loss_fn, images[:n], labels[:n], modes[:n], probs[:n])
-    test = split_stats(model, loss_fn, *load_split(root, "test"))
+    test = split_stats(model, loss_fn, *load_split(root, args.split))
     train["true_cues"] = true_cues(root, "train", len(train["pi"]))
-    test["true_cues"] = true_cues(root, "test", len(test["pi"]))
-    refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps),
-                              test)
+    test["true_cues"] = true_cues(root, args.split, len(test["pi"]))
+    refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps,
+                                         args.weight_decay), test)
              for name in ("bottleneck", "bottleneck_decoder", "true_cues")}
     print(json.dumps({"config": args.config, "checkpoint": str(ckpt),
                       "mode_mass_error": mass_error(test["pi"], test),
                       "optimal_gate": optimal_gate_error(test), "refit_gate": refit,
-                      "train_images": len(train["pi"]), "test_images": len(test["pi"]),
+                      "train_images": len(train["pi"]), "split": args.split,
+                      "split_images": len(test["pi"]), "weight_decay": args.weight_decay,
                       "steps": args.steps}, indent=2))
 
 
