@@ -35,14 +35,16 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_gate_limit)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_gate_limit.py)
-from data.lidc import standardise
+from data.lidc import LIDCDataset
 from data.synthetic.common import split_rngs
 from data.synthetic.lidc import sample_params
 from utils.build import build_loss, run_dir_of
 from utils.config.config import load_config
 from utils.evaluation.calibration import mode_calibration
 from utils.evaluation.predict import load_predictor
+from utils.evaluation.results import true_modes_batch
 from utils.evaluation.run import default_checkpoint
+from utils.training.gate_refit import WEIGHT_DECAY, coupling_shares, fit_gate
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
     p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
     p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
-    p.add_argument("--weight-decay", type=float, default=1e-2, help="Adam weight decay of the fits")
+    p.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY,
+                   help="Adam weight decay of the fits (default: the refit option's)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="split to score")
     p.add_argument("--train-images", type=int, default=None,
                    help="fit the gates on the first N training images (default: all)")
@@ -61,23 +64,12 @@ def parse_args() -> argparse.Namespace:
 
 def load_split(root: Path, split: str):
     """Images (n, 1, S, S), annotations (n, M, S, S), true modes (n, T, S, S) and their
-    probabilities (n, T) of a synthetic LIDC split (modes padded with zero probability)."""
-    d = root / split
-    n = len(list((d / "images").glob("*.npy")))
-    images = torch.stack([torch.from_numpy(standardise(np.load(d / f"images/{i}.npy")))
-                          for i in range(n)])[:, None]  # (n, 1, S, S)
-    labels = torch.stack([torch.from_numpy(np.load(d / f"labels/{i}.npy")).permute(2, 0, 1)
-                          for i in range(n)]).long()  # (n, M, S, S)
-    modes = [np.load(d / f"modes/{i}.npy") for i in range(n)]
-    probs = [np.load(d / f"mode_probs/{i}.npy") for i in range(n)]
-    T = max(len(p) for p in probs)
-    M = torch.zeros(n, T, *labels.shape[-2:], dtype=torch.long)
-    P = torch.zeros(n, T, dtype=torch.float64)
-    for i, (m, p) in enumerate(zip(modes, probs)):
-        M[i, :len(p)] = torch.from_numpy(m).long()
-        M[i, len(p):] = M[i, :1]  # padding: a copy of a real mode, probability 0
-        P[i, :len(p)] = torch.from_numpy(p).double()
-    return images, labels, M, P
+    probabilities (n, T) of a synthetic LIDC split, as the loaders read them (no augmentation;
+    modes padded with zero probability)."""
+    ds = LIDCDataset(str(root), split, augment=False)
+    images, labels = (torch.stack(t) for t in zip(*(ds.load(i) for i in range(len(ds)))))
+    modes, probs = true_modes_batch(ds, 0, len(ds), torch.device("cpu"))
+    return images.float(), labels.long(), modes, probs
 
 
 def true_cues(root: Path, split: str, n: int) -> torch.Tensor:
@@ -100,17 +92,18 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
     keys = ("bottleneck", "bottleneck_decoder", "shares", "assign", "pi", "true", "valid")
     acc = {k: [] for k in keys}
     gen = torch.Generator().manual_seed(0)
+    seen = []
+    hook = model.backbone.register_forward_hook(lambda m, args, out: seen.append(out))
     for s in range(0, len(images), batch):
         x, y = images[s:s + batch], labels[s:s + batch]
-        u_g, u_d = model.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
         out = model(x, generator=gen)
+        u_g, u_d = seen.pop()  # (B, F[-1], h, w), (B, F0, H, W)
         pred = out["pred"]  # (B, N, C, H, W), N = K·S expert-major
-        acc["bottleneck"].append(u_g.mean((2, 3)))  # (B, F[-1])
+        acc["bottleneck"].append(model.gating.pool(u_g))  # (B, F[-1])
         acc["bottleneck_decoder"].append(torch.cat([u_g.mean((2, 3)), u_g.amax((2, 3)),
                                                     u_d.mean((2, 3)), u_d.amax((2, 3))], 1))
         gt_w = torch.full(y.shape[:2], 1.0 / y.shape[1])  # (B, M)
-        coupling = loss_fn.coupling(loss_fn.cost_matrix(pred, y), gt_w)  # (B, N, M)
-        acc["shares"].append(coupling.sum(-1).view(-1, K, S).sum(-1).float())  # (B, K)
+        acc["shares"].append(coupling_shares(loss_fn, pred, y, gt_w, K))  # (B, K)
         cal = mode_calibration(pred.argmax(2), out["weights"], modes[s:s + batch],
                                probs[s:s + batch], 2, [1])
         one_hot = torch.nn.functional.one_hot(cal["nearest"], modes.shape[1]).double()  # (B,N,T)
@@ -118,6 +111,7 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
         acc["pi"].append(out["expert_probs"].double())  # (B, K)
         acc["true"].append(cal["true"])  # (B, T)
         acc["valid"].append(cal["valid"])  # (B, T)
+    hook.remove()
     return {k: torch.cat(v) for k, v in acc.items()}
 
 
@@ -144,23 +138,15 @@ def optimal_gate_error(st: dict) -> float:
 
 
 def refit_gate(x_train: torch.Tensor, target: torch.Tensor, x_test: torch.Tensor, steps: int,
-               weight_decay: float = 1e-2, seed: int = 0) -> torch.Tensor:
-    """Fit a gate (the paper gate's MLP shape, on standardised inputs) to the coupling shares;
-    returns its π (n_test, K) on the test inputs."""
-    torch.manual_seed(seed)
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+               weight_decay: float = WEIGHT_DECAY, seed: int = 0) -> torch.Tensor:
+    """Fit a gate of the paper gate's MLP shape to the coupling shares, as the refit option
+    does (`utils.training.gate_refit.fit_gate`); returns its π (n_test, K) on the test inputs."""
     width, K = max(32, x_train.shape[1]), target.shape[1]
-    net = nn.Sequential(nn.Linear(x_train.shape[1], width), nn.ReLU(), nn.Linear(width, width),
+    mlp = nn.Sequential(nn.Linear(x_train.shape[1], width), nn.ReLU(), nn.Linear(width, width),
                         nn.ReLU(), nn.Linear(width, K, bias=False))
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=weight_decay)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = -(target * torch.log_softmax(net(x_train), 1)).sum(1).mean()
-        loss.backward()
-        opt.step()
+    fit_gate(mlp, x_train, target, steps, seed, weight_decay)
     with torch.no_grad():
-        return torch.softmax(net(x_test), 1)
+        return torch.softmax(mlp(x_test), 1)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def test_the_fit_learns_shares_that_follow_the_input_and_keeps_the_gate_s_shape(
     t = torch.sigmoid((inputs[:, 3] - 20) / 2)  # (n,)
     shares = torch.stack([t, 1 - t, torch.zeros_like(t), torch.zeros_like(t)], 1)  # (n, K)
     keys = {k: v.shape for k, v in model.gating.state_dict().items()}
-    stats = fit_gate(model.gating, inputs, shares, steps=400, seed=0)
+    stats = fit_gate(model.gating.fc_layer, inputs, shares, steps=400, seed=0)
     assert {k: v.shape for k, v in model.gating.state_dict().items()} == keys  # same keys
     assert stats["after"] < stats["before"]
     with torch.no_grad():  # the folded layer on raw inputs: what the fit reached
@@ -46,9 +46,9 @@ def test_the_fit_is_seeded_and_leaves_the_global_random_state_alone():
     state = torch.get_rng_state()
     a, b = _model(), _model()
     torch.set_rng_state(state)
-    fit_gate(a.gating, inputs, shares, steps=20, seed=5)
+    fit_gate(a.gating.fc_layer, inputs, shares, steps=20, seed=5)
     assert torch.equal(torch.get_rng_state(), state)
-    fit_gate(b.gating, inputs, shares, steps=20, seed=5)
+    fit_gate(b.gating.fc_layer, inputs, shares, steps=20, seed=5)
     for (k, va), vb in zip(a.gating.state_dict().items(), b.gating.state_dict().values()):
         assert torch.equal(va, vb), k
 

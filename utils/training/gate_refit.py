@@ -47,8 +47,7 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
     Returns:
         `inputs` (n, D) float32 and `shares` (n, K) float32 (rows summing to one), on the CPU.
     """
-    K, S = model.num_expert, model.sample_per_mode
-    seen = []
+    K, seen = model.num_expert, []
     hook = model.gating.register_forward_hook(lambda m, args, out: seen.append(args[0]))
     gamma, standard = loss_fn.gamma, model.eval_sample_num
     loss_fn.gamma, model.eval_sample_num = 1.0, None
@@ -59,14 +58,30 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
             label_probs = label_probs.to(device)
             out = model(x, label=labels, generator=generator)  # pred (B, N, C, H, W)
             inputs.append(model.gating.pool(seen.pop()).float().cpu())  # (B, D)
-            cost = loss_fn.cost_matrix(out["pred"].float(), labels)  # (B, N, M)
-            P = loss_fn.coupling(cost, label_probs.to(cost.dtype))  # (B, N, M)
-            share = P.sum(-1).view(-1, K, S).sum(-1)  # (B, K)
-            shares.append((share / share.sum(-1, keepdim=True).clamp_min(1e-12)).float().cpu())
+            shares.append(coupling_shares(loss_fn, out["pred"], labels, label_probs, K).cpu())
     finally:
         hook.remove()
         loss_fn.gamma, model.eval_sample_num = gamma, standard
     return dict(inputs=torch.cat(inputs), shares=torch.cat(shares))
+
+
+def coupling_shares(loss_fn: Any, pred: torch.Tensor, labels: torch.Tensor,
+                    label_probs: torch.Tensor, K: int) -> torch.Tensor:
+    """Every expert's share of the annotation mass under the loss' coupling at its current γ.
+
+    Args:
+        loss_fn: `OTLoss` (its cost and coupling).
+        pred: (B, N, C, H, W) compact samples, N = K·S expert-major.
+        labels: (B, M, H, W) annotations; label_probs: (B, M) their weights.
+        K: number of experts.
+
+    Returns:
+        (B, K) float32 rows summing to one.
+    """
+    cost = loss_fn.cost_matrix(pred.float(), labels)  # (B, N, M)
+    P = loss_fn.coupling(cost, label_probs.to(cost.dtype))  # (B, N, M)
+    share = P.sum(-1).view(pred.shape[0], K, -1).sum(-1)  # (B, K)
+    return (share / share.sum(-1, keepdim=True).clamp_min(1e-12)).float()
 
 
 def gate_loss(logits: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
@@ -74,20 +89,20 @@ def gate_loss(logits: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
     return -(shares * torch.log_softmax(logits, dim=1)).sum(1).mean()
 
 
-def fit_gate(gating: nn.Module, inputs: torch.Tensor, shares: torch.Tensor, steps: int,
-             seed: int) -> Dict[str, float]:
-    """Re-initialise `gating.fc_layer` and fit it to the shares; standardisation folded in.
+def fit_gate(mlp: nn.Sequential, inputs: torch.Tensor, shares: torch.Tensor, steps: int,
+             seed: int, weight_decay: float = WEIGHT_DECAY) -> Dict[str, float]:
+    """Re-initialise the MLP and fit it to the shares; the standardisation is folded in.
 
     Args:
-        gating: the `GatingNetwork` (its `fc_layer` is changed in place).
+        mlp: a gate's MLP (`GatingNetwork.fc_layer`: Linear first), changed in place.
         inputs: (n, D) pooled inputs; shares: (n, K) targets.
         steps: full-batch Adam steps.
         seed: seed of the re-initialisation (the global RNG state is restored afterwards).
+        weight_decay: Adam's weight decay.
 
     Returns:
         the gate loss on the inputs before and after the refit.
     """
-    mlp = gating.fc_layer
     param = next(mlp.parameters())
     inputs, shares = inputs.to(param), shares.to(param)
     with torch.no_grad():
@@ -99,7 +114,7 @@ def fit_gate(gating: nn.Module, inputs: torch.Tensor, shares: torch.Tensor, step
         for layer in mlp:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
-    opt = torch.optim.Adam(mlp.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    opt = torch.optim.Adam(mlp.parameters(), lr=LR, weight_decay=weight_decay)
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
@@ -123,5 +138,5 @@ def refit_gate(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     data = collect(model, loader, loss_fn, device, generator)
-    stats = fit_gate(model.gating, data["inputs"], data["shares"], steps, seed)
+    stats = fit_gate(model.gating.fc_layer, data["inputs"], data["shares"], steps, seed)
     return dict(stats, images=len(data["inputs"]))
