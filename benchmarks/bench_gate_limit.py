@@ -13,13 +13,24 @@ test split (`--split val`: the validation split, to choose settings):
 - `refit_gate`: the error of a new gate fitted on the frozen model's training-split features
   with the training signal itself: at γ = 1 the coupling sends each annotation to its nearest
   sample, and the gate learns the share of annotations each expert receives (the KL term of
-  the loss; cross-entropy, Adam, full batch, `--weight-decay`, `--steps`). Three inputs:
+  the loss; cross-entropy, Adam, full batch, `--steps`). Four inputs:
   `bottleneck` (the paper gate's input: the global average of the bottleneck feature),
-  `bottleneck_decoder` (average and maximum of the bottleneck and of the decoder feature) and
-  `true_cues` (the contrasts of core, halo and satellite and whether each is drawn, from the
-  generator's parameters: no feature can carry more). `true_cues` bounds what the training
-  signal of four annotations per image can teach any gate. `--train-images N` fits on the
-  first N training images only (does the gate lack images?).
+  `bottleneck_decoder` (average and maximum of the bottleneck and of the decoder feature),
+  `all_levels` (average and maximum of the output of every U-Net block) and `true_cues` (the
+  contrasts of core, halo and satellite and whether each is drawn, from the generator's
+  parameters: no feature can carry more). The weight decay is 1e-2 (the refit option's),
+  3e-2 for `all_levels` (its 288 inputs overfit at 1e-2; chosen on the validation split);
+  `--weight-decay` sets one for all. `--train-images N` fits on the first N training images
+  only (does the gate lack images?);
+- `oracle_target`: a gate of the true cues fitted (no weight decay) to a noiseless target
+  instead: each image's true mode masses spread over the experts in proportion to where their
+  samples land in that image. What a gate of the image alone cannot know about these experts;
+  its gap to `refit_gate.true_cues` is what the noise of four annotations per image costs;
+- `expert_roles`: for every expert, its role (the true mode slot — 0 nothing, 1 core, 2 the
+  third mode, halo or satellite — that receives most of its samples on the test images with
+  three modes), the mean share of its samples on that role there, and its purity (the mean
+  largest share of its samples on one mode, over all test images). An expert below 1 draws
+  different modes in different images or draws; one weight per expert cannot follow it.
 """
 
 import argparse
@@ -53,8 +64,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
     p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
     p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
-    p.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY,
-                   help="Adam weight decay of the fits (default: the refit option's)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="Adam weight decay of every fit (default: per input, see above)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="split to score")
     p.add_argument("--train-images", type=int, default=None,
                    help="fit the gates on the first N training images (default: all)")
@@ -89,15 +100,22 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
     model's π and the true mode masses."""
     K, S = model.num_expert, model.sample_per_mode
     loss_fn.gamma = 1.0
-    keys = ("bottleneck", "bottleneck_decoder", "shares", "assign", "pi", "true", "valid")
+    keys = ("bottleneck", "bottleneck_decoder", "all_levels", "shares", "assign", "pi", "true",
+            "valid")
     acc = {k: [] for k in keys}
     gen = torch.Generator().manual_seed(0)
-    seen = []
-    hook = model.backbone.register_forward_hook(lambda m, args, out: seen.append(out))
+    seen, blocks = [], []
+    unet = model.backbone
+    hooks = [unet.register_forward_hook(lambda m, args, out: seen.append(out))]
+    hooks += [m.register_forward_hook(lambda m, args, out: blocks.append(out))
+              for m in list(unet.contracting_path) + list(unet.upsampling_path)]
     for s in range(0, len(images), batch):
         x, y = images[s:s + batch], labels[s:s + batch]
         out = model(x, generator=gen)
         u_g, u_d = seen.pop()  # (B, F[-1], h, w), (B, F0, H, W)
+        acc["all_levels"].append(torch.cat([f for t in blocks for f in (t.mean((2, 3)),
+                                                                         t.amax((2, 3)))], 1))
+        blocks.clear()
         pred = out["pred"]  # (B, N, C, H, W), N = K·S expert-major
         acc["bottleneck"].append(model.gating.pool(u_g))  # (B, F[-1])
         acc["bottleneck_decoder"].append(torch.cat([u_g.mean((2, 3)), u_g.amax((2, 3)),
@@ -111,7 +129,8 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
         acc["pi"].append(out["expert_probs"].double())  # (B, K)
         acc["true"].append(cal["true"])  # (B, T)
         acc["valid"].append(cal["valid"])  # (B, T)
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     return {k: torch.cat(v) for k, v in acc.items()}
 
 
@@ -135,6 +154,28 @@ def optimal_gate_error(st: dict) -> float:
                       bounds=[(0, None)] * (K + nv))
         errors.append(res.fun / nv)
     return float(np.mean(errors))
+
+
+def oracle_target(st: dict) -> torch.Tensor:
+    """(n, K) noiseless gate target: every true mode's mass split over the experts in
+    proportion to the share of each expert's samples on that mode in the image."""
+    a = st["assign"]  # (n, K, T)
+    spread = a / a.sum(1, keepdim=True).clamp_min(1e-12)  # (n, K, T)
+    target = torch.einsum("bkt,bt->bk", spread, st["true"] * st["valid"])  # (n, K)
+    return (target / target.sum(1, keepdim=True).clamp_min(1e-12)).float()
+
+
+def expert_roles(st: dict) -> list:
+    """Per expert: its main mode slot on the images with three modes, the mean share of its
+    samples there, and its purity (mean largest share on one mode, all images)."""
+    a, three = st["assign"], st["valid"].sum(1) == 3  # (n, K, T), (n,)
+    roles = []
+    for k in range(a.shape[1]):
+        mean = a[three, k].mean(0)  # (T,)
+        role = int(mean.argmax())
+        roles.append(dict(role=role, share=round(float(mean[role]), 3),
+                          purity=round(float(a[:, k].amax(-1).mean()), 3)))
+    return roles
 
 
 def refit_gate(x_train: torch.Tensor, target: torch.Tensor, x_test: torch.Tensor, steps: int,
@@ -164,14 +205,21 @@ def main() -> None:
     test = split_stats(model, loss_fn, *load_split(root, args.split))
     train["true_cues"] = true_cues(root, "train", len(train["pi"]))
     test["true_cues"] = true_cues(root, args.split, len(test["pi"]))
+    decay = {name: WEIGHT_DECAY if args.weight_decay is None else args.weight_decay
+             for name in ("bottleneck", "bottleneck_decoder", "all_levels", "true_cues")}
+    if args.weight_decay is None:
+        decay["all_levels"] = 3 * WEIGHT_DECAY
     refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps,
-                                         args.weight_decay), test)
-             for name in ("bottleneck", "bottleneck_decoder", "true_cues")}
+                                         wd), test) for name, wd in decay.items()}
+    oracle = mass_error(refit_gate(train["true_cues"], oracle_target(train), test["true_cues"],
+                                   args.steps, 0.0), test)
     print(json.dumps({"config": args.config, "checkpoint": str(ckpt),
                       "mode_mass_error": mass_error(test["pi"], test),
                       "optimal_gate": optimal_gate_error(test), "refit_gate": refit,
+                      "oracle_target": {"true_cues": oracle},
+                      "expert_roles": expert_roles(test),
                       "train_images": len(train["pi"]), "split": args.split,
-                      "split_images": len(test["pi"]), "weight_decay": args.weight_decay,
+                      "split_images": len(test["pi"]), "weight_decay": decay,
                       "steps": args.steps}, indent=2))
 
 

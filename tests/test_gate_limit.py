@@ -4,7 +4,13 @@
 import numpy as np
 import torch
 
-from benchmarks.bench_gate_limit import mass_error, optimal_gate_error, true_cues
+from benchmarks.bench_gate_limit import (
+    expert_roles,
+    mass_error,
+    optimal_gate_error,
+    oracle_target,
+    true_cues,
+)
 from data.synthetic import make_lidc
 
 
@@ -53,3 +59,30 @@ def test_true_cues_are_the_generator_s_parameters(tmp_path):
         assert len(p) == 2 + int(has_h) + int(has_q) and not (has_h and has_q)
         w = [1.5 * (1 - c) ** 2, 1.0] + ([2 * h] if has_h else []) + ([1.5 * q] if has_q else [])
         np.testing.assert_allclose(p, np.array(w) / sum(w), rtol=1e-5)
+
+
+def test_the_oracle_target_reproduces_the_true_masses_when_every_expert_draws_one_mode():
+    g = torch.Generator().manual_seed(1)
+    roles = torch.tensor([[0, 1, 2, 1], [0, 2, 2, 1], [1, 0, 2, 2]])  # (n, K): one mode each
+    assign = torch.nn.functional.one_hot(roles, 3).double()  # (n, K, T) pure experts
+    true = torch.softmax(torch.randn(3, 3, generator=g, dtype=torch.float64), 1)  # (n, T)
+    st = dict(assign=assign, true=true, valid=torch.ones(3, 3, dtype=torch.bool))
+    target = oracle_target(st)  # (n, K)
+    torch.testing.assert_close(target.sum(1), torch.ones(3))
+    assert mass_error(target, st) < 1e-6
+    # two experts on one mode share its mass equally
+    torch.testing.assert_close(target[0, 1], target[0, 3])
+    torch.testing.assert_close(target[0, 1] + target[0, 3], true[0, 1].float())
+
+
+def test_expert_roles_separate_role_changes_across_images_from_mixing_within_an_image():
+    n = 4
+    assign = torch.zeros(n, 3, 3, dtype=torch.float64)  # (n, K, T)
+    assign[:, 0, 0] = 1.0  # expert 0: always mode 0
+    assign[:2, 1, 1], assign[2:, 1, 2] = 1.0, 1.0  # expert 1: mode 1 or mode 2 by image
+    assign[:, 2, 2], assign[:, 2, 1] = 0.75, 0.25  # expert 2: mixed within every image
+    st = dict(assign=assign, valid=torch.ones(n, 3, dtype=torch.bool))
+    roles = expert_roles(st)
+    assert roles[0] == dict(role=0, share=1.0, purity=1.0)
+    assert roles[1]["share"] == 0.5 and roles[1]["purity"] == 1.0
+    assert roles[2] == dict(role=2, share=0.75, purity=0.75)
