@@ -18,8 +18,9 @@ README "Synthetic demos" has the measurements and the trials behind each choice)
   1.43-1.51: one expert nearly unused, the others in mixed roles);
 - gate_refit_steps: after training, the gating network of the best checkpoint is refitted to the
   training signal with the backbone and the experts frozen (utils/training/gate_refit.py). The
-  gate is what limits the mode masses: with the experts' samples fixed, the best weights would
-  leave a mode-mass error of 0.003 (benchmarks/bench_gate_limit.py). The refit takes ~6 s.
+  trained gate falls short of what its own input allows; the refit recovers part of that
+  (benchmarks/bench_gate_limit.py). The rest of the mode-mass error is in the experts: each
+  run has one whose samples land on different modes in different images. The refit takes ~6 s.
 """
 
 experiment_name = "synthetic_lidc"
