@@ -167,8 +167,11 @@ def oracle_target(st: dict) -> torch.Tensor:
 
 def expert_roles(st: dict) -> list:
     """Per expert: its main mode slot on the images with three modes, the mean share of its
-    samples there, and its purity (mean largest share on one mode, all images)."""
+    samples there, and its purity (mean largest share on one mode, all images). Without an
+    image with three modes, the role is taken over all images."""
     a, three = st["assign"], st["valid"].sum(1) == 3  # (n, K, T), (n,)
+    if not three.any():
+        three = torch.ones_like(three)
     roles = []
     for k in range(a.shape[1]):
         mean = a[three, k].mean(0)  # (T,)
