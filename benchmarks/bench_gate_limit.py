@@ -93,6 +93,11 @@ def true_cues(root: Path, split: str, n: int) -> torch.Tensor:
     return torch.tensor(cues, dtype=torch.float32)
 
 
+def avg_max(features: list) -> torch.Tensor:
+    """Global average and maximum of every (B, F_i, h_i, w_i) map, side by side: (B, 2·Σ F_i)."""
+    return torch.cat([f for t in features for f in (t.mean((2, 3)), t.amax((2, 3)))], 1)
+
+
 @torch.no_grad()
 def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) -> dict:
     """Per image of a split: the gate inputs, the experts' shares of the γ = 1 coupling (the KL
@@ -113,13 +118,11 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
         x, y = images[s:s + batch], labels[s:s + batch]
         out = model(x, generator=gen)
         u_g, u_d = seen.pop()  # (B, F[-1], h, w), (B, F0, H, W)
-        acc["all_levels"].append(torch.cat([f for t in blocks for f in (t.mean((2, 3)),
-                                                                         t.amax((2, 3)))], 1))
+        acc["all_levels"].append(avg_max(blocks))  # (B, 2·Σ F)
         blocks.clear()
         pred = out["pred"]  # (B, N, C, H, W), N = K·S expert-major
         acc["bottleneck"].append(model.gating.pool(u_g))  # (B, F[-1])
-        acc["bottleneck_decoder"].append(torch.cat([u_g.mean((2, 3)), u_g.amax((2, 3)),
-                                                    u_d.mean((2, 3)), u_d.amax((2, 3))], 1))
+        acc["bottleneck_decoder"].append(avg_max([u_g, u_d]))  # (B, 2·(F[-1] + F0))
         gt_w = torch.full(y.shape[:2], 1.0 / y.shape[1])  # (B, M)
         acc["shares"].append(coupling_shares(loss_fn, pred, y, gt_w, K))  # (B, K)
         cal = mode_calibration(pred.argmax(2), out["weights"], modes[s:s + batch],
@@ -208,10 +211,10 @@ def main() -> None:
     test = split_stats(model, loss_fn, *load_split(root, args.split))
     train["true_cues"] = true_cues(root, "train", len(train["pi"]))
     test["true_cues"] = true_cues(root, args.split, len(test["pi"]))
-    decay = {name: WEIGHT_DECAY if args.weight_decay is None else args.weight_decay
-             for name in ("bottleneck", "bottleneck_decoder", "all_levels", "true_cues")}
-    if args.weight_decay is None:
-        decay["all_levels"] = 3 * WEIGHT_DECAY
+    decay = dict(bottleneck=WEIGHT_DECAY, bottleneck_decoder=WEIGHT_DECAY,
+                 all_levels=3 * WEIGHT_DECAY, true_cues=WEIGHT_DECAY)
+    if args.weight_decay is not None:
+        decay = dict.fromkeys(decay, args.weight_decay)
     refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps,
                                          wd), test) for name, wd in decay.items()}
     oracle = mass_error(refit_gate(train["true_cues"], oracle_target(train), test["true_cues"],
