@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 
+import models.fast_head as fast_head_module
 from models import MoSE
 from utils.loss.ot_loss import OTLoss
 
@@ -30,8 +31,13 @@ def run_step(model, x, y, cost_fn):
     return out["pred"].detach(), loss.detach()
 
 
+@pytest.mark.parametrize("layout", ["maps", "rows"])
 @pytest.mark.parametrize("softmax,masked,cost_fn", [(True, False, "iou"), (False, True, "ce")])
-def test_training_step_outputs_gradients_and_running_stats_agree(softmax, masked, cost_fn):
+def test_training_step_outputs_gradients_and_running_stats_agree(softmax, masked, cost_fn, layout,
+                                                                 monkeypatch):
+    """Both training layouts: maps (float32 on a CPU) and rows (bf16, GPUs, compiled)."""
+    if layout == "rows":
+        monkeypatch.setattr(fast_head_module, "maps_layout", lambda u_d, compiled: False)
     plain, fast = pair(softmax=softmax, masked_pred=masked)
     x = torch.randn(2, 2, 16, 20)
     y = torch.randint(0, 3, (2, 4, 16, 20))
@@ -165,3 +171,12 @@ def test_eval_under_bf16_autocast_matches_the_plain_head():
     assert a.shape == b.shape == (3, 12, 3, 16, 16)
     assert (a - b).abs().max() < 0.05  # probabilities; bf16 rounding of both paths
     assert one["pred"].shape == (1, 12, 3, 16, 16)
+
+
+def test_maps_layout_is_the_float32_cpu_training_path():
+    u = torch.zeros(1, 8, 4, 4)
+    assert fast_head_module.maps_layout(u, compiled=False)
+    assert not fast_head_module.maps_layout(u, compiled=True)
+    assert not fast_head_module.maps_layout(u.bfloat16(), compiled=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fast_head_module.maps_layout(u, compiled=False)
