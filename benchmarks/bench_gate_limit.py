@@ -1,8 +1,8 @@
 """Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
 
     python benchmarks/bench_gate_limit.py [--config experiments/synthetic_lidc.py]
-        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--weight-decay 1e-2] [--train-images N]
-        [--split test] [--set KEY=VALUE ...]
+        [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--image-steps 600] [--weight-decay 1e-2]
+        [--train-images N] [--split test] [--set KEY=VALUE ...]
 
 For a run on the synthetic LIDC set (default: the demo's run folder and best checkpoint), on the
 test split (`--split val`: the validation split, to choose settings):
@@ -21,7 +21,10 @@ test split (`--split val`: the validation split, to choose settings):
   parameters: no feature can carry more). The weight decay is 1e-2 (the refit option's),
   3e-2 for `all_levels` (its 288 inputs overfit at 1e-2; chosen on the validation split);
   `--weight-decay` sets one for all. `--train-images N` fits on the first N training images
-  only (does the gate lack images?);
+  only (does the gate lack images?). A fifth, `image`, is a new image gate
+  (`models.gating.ImageGatingNetwork`, the `gate_input='image'` option) fitted to the same
+  targets on the training images as the refit option fits it (`fit_image_gate`,
+  `--image-steps` steps of 128 flipped and turned images);
 - `oracle_target`: a gate of the true cues fitted (no weight decay) to a noiseless target
   instead: each image's true mode masses spread over the experts in proportion to where their
   samples land in that image. What a gate of the image alone cannot know about these experts;
@@ -49,13 +52,14 @@ except ModuleNotFoundError:
 from data.lidc import LIDCDataset
 from data.synthetic.common import split_rngs
 from data.synthetic.lidc import sample_params
+from models.gating import ImageGatingNetwork
 from utils.build import build_loss, run_dir_of
 from utils.config.config import load_config
 from utils.evaluation.calibration import mode_calibration
 from utils.evaluation.predict import load_predictor
 from utils.evaluation.results import true_modes_batch
 from utils.evaluation.run import default_checkpoint
-from utils.training.gate_refit import WEIGHT_DECAY, coupling_shares, fit_gate
+from utils.training.gate_refit import WEIGHT_DECAY, coupling_shares, fit_gate, fit_image_gate
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +68,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
     p.add_argument("--ckpt", default=None, help="weights (default: the run's best checkpoint)")
     p.add_argument("--steps", type=int, default=2000, help="full-batch steps of each gate fit")
+    p.add_argument("--image-steps", type=int, default=600, help="steps of the image gate fit")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="Adam weight decay of every fit (default: per input, see above)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="split to score")
@@ -105,8 +110,8 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
     model's π and the true mode masses."""
     K, S = model.num_expert, model.sample_per_mode
     loss_fn.gamma = 1.0
-    keys = ("bottleneck", "bottleneck_decoder", "all_levels", "shares", "assign", "pi", "true",
-            "valid")
+    keys = ("image", "bottleneck", "bottleneck_decoder", "all_levels", "shares", "assign", "pi",
+            "true", "valid")
     acc = {k: [] for k in keys}
     gen = torch.Generator().manual_seed(0)
     seen, blocks = [], []
@@ -121,7 +126,8 @@ def split_stats(model, loss_fn, images, labels, modes, probs, batch: int = 100) 
         acc["all_levels"].append(avg_max(blocks))  # (B, 2·Σ F)
         blocks.clear()
         pred = out["pred"]  # (B, N, C, H, W), N = K·S expert-major
-        acc["bottleneck"].append(model.gating.pool(u_g))  # (B, F[-1])
+        acc["image"].append(x)  # (B, C_in, H, W)
+        acc["bottleneck"].append(u_g.mean((2, 3)))  # (B, F[-1]), the paper gate's input
         acc["bottleneck_decoder"].append(avg_max([u_g, u_d]))  # (B, 2·(F[-1] + F0))
         gt_w = torch.full(y.shape[:2], 1.0 / y.shape[1])  # (B, M)
         acc["shares"].append(coupling_shares(loss_fn, pred, y, gt_w, K))  # (B, K)
@@ -217,6 +223,10 @@ def main() -> None:
         decay = dict.fromkeys(decay, args.weight_decay)
     refit = {name: mass_error(refit_gate(train[name], train["shares"], test[name], args.steps,
                                          wd), test) for name, wd in decay.items()}
+    gate = ImageGatingNetwork(images.shape[1], train["shares"].shape[1])
+    fit_image_gate(gate, train["image"], train["shares"], args.image_steps, seed=0)
+    with torch.no_grad():
+        refit["image"] = mass_error(gate(test["image"]), test)
     oracle = mass_error(refit_gate(train["true_cues"], oracle_target(train), test["true_cues"],
                                    args.steps, 0.0), test)
     print(json.dumps({"config": args.config, "checkpoint": str(ckpt),
@@ -226,7 +236,7 @@ def main() -> None:
                       "expert_roles": expert_roles(test),
                       "train_images": len(train["pi"]), "split": args.split,
                       "split_images": len(test["pi"]), "weight_decay": decay,
-                      "steps": args.steps}, indent=2))
+                      "steps": args.steps, "image_steps": args.image_steps}, indent=2))
 
 
 if __name__ == "__main__":

@@ -348,9 +348,10 @@ def maps_layout(u_d: torch.Tensor, compiled: bool) -> bool:
     """Whether training uses channel-major maps (`first_layer_maps`) instead of rows.
 
     Maps with the BatchNorm2d modules themselves (PyTorch's kernel for NCHW, the plain head's)
-    and batched 1×1 products: a float32 training step on a CPU is 1.5x faster than with rows on
-    the synthetic demo and 1.15x on LIDC (`benchmarks/bench_head_layout.py`). Rows stay for the compiled kernels, for bf16 (their
-    statistics in float32) and on GPUs, where only the rows were measured.
+    and batched 1×1 products: a float32 training step on a CPU is 1.5x faster than with rows
+    on the synthetic demo and 1.15x on LIDC (`benchmarks/bench_head_layout.py`). Rows stay
+    for the compiled kernels, for bf16 (their statistics in float32) and on GPUs, where only
+    the rows were measured.
     """
     return (not compiled and u_d.device.type == "cpu" and u_d.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu"))

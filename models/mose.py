@@ -11,7 +11,7 @@ from torch import nn
 
 from models.experts import init_priors, sample_compact, sample_standard
 from models.fast_head import fast_head
-from models.gating import GatingNetwork
+from models.gating import GatingNetwork, ImageGatingNetwork
 from models.head import HeadLayers, NoiseInjection
 from models.unet import Unet
 
@@ -45,19 +45,27 @@ class MoSE(nn.Module):
             again with one warning where compilation fails). Float32 rounding differs.
         expert_init: initial expert means, 'binary' (the reference) or 'signed'
             (`models.experts.init_priors`).
+        gate_input: what the gating network reads: 'bottleneck' (the paper: the global average
+            of the bottleneck feature) or 'image' (the input image, through a small CNN of its
+            own: `models.gating.ImageGatingNetwork`; its checkpoint keys differ).
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
                  fast_head: bool = False, channels_last: bool = False, amp: bool = False,
-                 compile_head: bool = False, expert_init: str = "binary"):
+                 compile_head: bool = False, expert_init: str = "binary",
+                 gate_input: str = "bottleneck"):
         super().__init__()
+        if gate_input not in ("bottleneck", "image"):
+            raise ValueError(f"gate_input must be 'bottleneck' or 'image', got {gate_input!r}")
         mu, log_sigma = init_priors(num_expert, latent_dim, expert_init)
         self.mu = nn.Parameter(mu)
         self.log_sigma = nn.Parameter(log_sigma)
         self.backbone = Unet(input_channels, num_filters)
-        self.gating = GatingNetwork(num_filters[-1], num_expert)
+        self.gate_input = gate_input
+        self.gating = (ImageGatingNetwork(input_channels, num_expert) if gate_input == "image"
+                       else GatingNetwork(num_filters[-1], num_expert))
         self.fuse = NoiseInjection(num_filters[0], latent_dim)
         self.layers = HeadLayers(num_filters[0], latent_dim)
         self.last_layer = nn.Conv2d(num_filters[0], num_classes, kernel_size=1)
@@ -133,7 +141,7 @@ class MoSE(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
             u_g, u_d = self.backbone(x)  # (B, F[-1], h, w), (B, F0, H, W)
-            expert_probs = self.gating(u_g).float()  # (B, K)
+            expert_probs = self.gating(x if self.gate_input == "image" else u_g).float()  # (B, K)
             z, weights = self.sample_latents(expert_probs, generator)  # (B, N, L), (B, N)
             pred = self.decode(u_d, z).float()  # (B, N, C, H, W)
         if self.softmax:

@@ -12,13 +12,21 @@ from tests.test_engine import tiny_run
 from utils.config.config import ConfigError, load_config
 from utils.loss.ot_loss import OTLoss
 from utils.training import trainer
-from utils.training.gate_refit import collect, fit_gate, gate_loss, refit_gate
+from utils.training.gate_refit import (
+    collect,
+    epoch_batches,
+    fit_gate,
+    fit_image_gate,
+    gate_loss,
+    refit_gate,
+)
 
 
-def _model(K=4, S=2):
+def _model(K=4, S=2, gate_input="bottleneck"):
     torch.manual_seed(0)
     return MoSE(input_channels=1, num_classes=2, num_filters=[4, 8], latent_dim=2,
-                num_expert=K, sample_per_mode=S, softmax=True, masked_pred=False)
+                num_expert=K, sample_per_mode=S, softmax=True, masked_pred=False,
+                gate_input=gate_input)
 
 
 def test_the_fit_learns_shares_that_follow_the_input_and_keeps_the_gate_s_shape():
@@ -122,3 +130,56 @@ def test_a_training_run_refits_the_best_checkpoint_and_tests_it(tmp_path, monkey
     assert changed and all(k.startswith("gating.fc_layer") for k in changed)  # the gate only
     assert 0 <= results["ged"] <= 2
     assert json.loads((run / "config.json").read_text())["gate_refit_steps"] == 50
+
+
+def bright_spot_images(n: int, seed: int = 1):
+    """(n, 1, 12, 12) images with one bright 2×2 spot at a random place; its brightness t sets
+    the shares (t, 1 − t, 0, 0): a cue a global average would blur, in any orientation."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g)  # (n,)
+    x = 0.05 * torch.randn(n, 1, 12, 12, generator=g)
+    rows, cols = torch.randint(0, 11, (2, n), generator=g)
+    for i in range(n):
+        x[i, 0, rows[i]:rows[i] + 2, cols[i]:cols[i] + 2] += t[i]
+    shares = torch.stack([t, 1 - t, torch.zeros_like(t), torch.zeros_like(t)], 1)  # (n, K)
+    return x, shares
+
+
+def test_the_image_gate_fit_learns_a_local_cue_is_seeded_and_leaves_the_rng_alone():
+    x, shares = bright_spot_images(256)
+    a, b = _model(gate_input="image"), _model(gate_input="image")
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    stats = fit_image_gate(a.gating, x, shares, steps=150, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert stats["after"] < stats["before"]
+    with torch.no_grad():
+        pi = a.gating(x)  # (n, K)
+    assert (pi[:, 0] - shares[:, 0]).abs().mean() < 0.1  # it reads the spot's brightness
+    fit_image_gate(b.gating, x, shares, steps=150, seed=3)
+    for (k, va), vb in zip(a.gating.state_dict().items(), b.gating.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_epoch_batches_cover_every_index_once_per_epoch():
+    torch.manual_seed(0)
+    batches = epoch_batches(10, 4)
+    first = [next(batches) for _ in range(2)]  # 10 // 4 = 2 full batches per epoch
+    assert all(len(b) == 4 for b in first) and len(set(torch.cat(first).tolist())) == 8
+    assert len(next(epoch_batches(3, 4))) == 3  # fewer images than a batch: all of them
+
+
+def test_an_image_gate_is_collected_as_images_and_refitted_whole():
+    model = _model(gate_input="image")
+    torch.manual_seed(0)
+    batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 2, (4, 4, 8, 8)),
+                torch.full((4, 4), 0.25)) for _ in range(3)]
+    data = collect(model.eval(), batches, OTLoss(gamma0=1.0), torch.device("cpu"),
+                   torch.Generator().manual_seed(0))
+    torch.testing.assert_close(data["inputs"], torch.cat([b[0] for b in batches]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stats = refit_gate(model, batches, OTLoss(gamma0=1.0), torch.device("cpu"), 30, seed=0)
+    assert stats["images"] == 12 and stats["after"] < stats["before"]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("gating.encoder") for k in changed)
+    assert all(k.startswith("gating.") for k in changed)

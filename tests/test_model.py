@@ -147,6 +147,23 @@ def test_every_parameter_gets_a_finite_gradient(cost_fn, softmax, G0):
     assert model.mu.grad.abs().sum() > 0 and model.log_sigma.grad.abs().sum() > 0
 
 
+def test_an_image_gate_reads_the_image_and_trains_with_the_loss():
+    torch.manual_seed(0)
+    model = tiny(latent_dim=2, gate_input="image").train()
+    assert not any(k.startswith("gating.") and "encoder" not in k and "fc_layer" not in k
+                   for k in model.state_dict())
+    x, gt = torch.randn(2, 1, 16, 16), torch.randint(0, 2, (2, 4, 16, 16))
+    out = model(x, gt)
+    torch.testing.assert_close(out["expert_probs"], model.gating(x))  # the image's gate
+    loss, _, _ = OTLoss(gamma0=1.0)(gt, out["pred"], out["weights"], torch.full((2, 4), 0.25),
+                                    (4, 2))
+    loss.backward()
+    assert_finite_gradients(model, nonzero=False)
+    assert model.gating.encoder[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="gate_input"):
+        tiny(gate_input="decoder")
+
+
 def test_amp_returns_float32_close_to_fp32():
     torch.manual_seed(0)
     model = tiny(fast_head=True, channels_last=True).eval()

@@ -9,7 +9,12 @@ import torch.nn.functional as F
 from scipy.optimize import linprog
 
 from utils.loss.ot_cost import ce_cost, iou_cost
-from utils.loss.ot_coupling import exact_coupling, greedy_coupling, nearest_coupling
+from utils.loss.ot_coupling import (
+    exact_coupling,
+    expert_coupling,
+    greedy_coupling,
+    nearest_coupling,
+)
 from utils.loss.ot_loss import OTLoss, expert_groups, kl_term
 
 
@@ -99,6 +104,47 @@ def test_exact_coupling_accepts_a_capacity_rounded_below_one_over_n():
     P = exact_coupling(cost, v, 0.08333333)  # 1/12 typed to 8 digits: N·γ = 0.99999996
     torch.testing.assert_close(P.sum(1), v, atol=1e-9, rtol=0)
     assert (P.sum(2) <= 1 / 12 + 1e-9).all()
+
+
+def lp_balanced(cost: np.ndarray, a: np.ndarray, v: np.ndarray) -> float:
+    """Optimal cost of min <P, cost> s.t. row sums = a, column sums = v, P >= 0."""
+    N, M = cost.shape
+    a_eq = np.r_[np.kron(np.eye(N), np.ones((1, M))), np.kron(np.ones((1, N)), np.eye(M))]
+    res = linprog(cost.ravel(), A_eq=a_eq, b_eq=np.r_[a, v], bounds=(0, None), method="highs")
+    assert res.success
+    return res.fun
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_expert_coupling_matches_annotations_to_experts_then_shares_them_optimally(seed):
+    K, S = 3, 4
+    cost, v = random_case(seed, N=K * S, M=5, ties=False, uniform=seed % 2 == 0)
+    P = expert_coupling(cost, v, K)
+    torch.testing.assert_close(P.sum(1), v, atol=1e-9, rtol=0)  # every annotation placed
+    for b in range(cost.shape[0]):
+        c = cost[b].view(K, S, -1)  # (K, S, M)
+        owner = c.mean(1).argmin(0)  # (M,) brute force: nearest expert on average
+        blocks = P[b].view(K, S, -1)  # (K, S, M)
+        for k in range(K):
+            mine = owner == k
+            assert blocks[k][:, ~mine].abs().max() < 1e-12  # none to other experts' annotations
+            won = float(v[b, mine].sum())
+            torch.testing.assert_close(blocks[k].sum(1), torch.full((S,), won / S,
+                                       dtype=P.dtype), atol=1e-9, rtol=0)  # equal sample mass
+            if mine.any():  # the optimum within the expert
+                inner = float((blocks[k][:, mine] * c[k][:, mine]).sum())
+                best = lp_balanced(c[k][:, mine].numpy(), np.full(S, won / S), v[b, mine].numpy())
+                assert inner == pytest.approx(best, abs=1e-9)
+
+
+def test_expert_coupling_option_is_exact_below_gamma_one_and_needs_the_sample_shape():
+    cost, v = random_case(1, N=8, ties=False)
+    loss = OTLoss(gamma0=0.25, coupling="expert")
+    torch.testing.assert_close(loss.coupling(cost, v), exact_coupling(cost, v, 0.25))
+    loss.gamma = 1.0
+    torch.testing.assert_close(loss.coupling(cost, v, (2, 4)), expert_coupling(cost, v, 2))
+    with pytest.raises(ValueError, match="sample_shape"):
+        loss.coupling(cost, v)
 
 
 def test_iou_cost_matches_brute_force():

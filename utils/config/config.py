@@ -250,14 +250,14 @@ def _check_revive(options: Optional[dict]) -> None:
 def _check_exact_capacity(cfg: Config) -> None:
     """The exact coupling places every annotation only where N·γ >= 1 (N = K·S samples of
     capacity γ); checked for the smallest γ and S the schedules can reach."""
-    if cfg.method != "mose" or cfg.coupling != "exact":
+    if cfg.method != "mose" or cfg.coupling not in ("exact", "expert"):
         return
     gammas = [cfg.gamma0, *(cfg.gamma_scheduler_options or {}).get("values", [])]
     sizes = [cfg.sample_per_mode, *(cfg.S_scheduler_options or {}).get("values", [])]
     N, gamma = cfg.num_expert * min(sizes), min(gammas)
     if N * gamma < 1 - 1e-6:
         raise ConfigError(
-            f"coupling='exact' needs N·γ >= 1 so that every annotation can be placed: "
+            f"coupling={cfg.coupling!r} needs N·γ >= 1 so that every annotation can be placed: "
             f"N = num_expert·sample_per_mode = {N} with γ = {gamma:g} gives {N * gamma:g}; "
             f"use gamma0 and gamma values >= 1/{N}, more samples, or coupling='greedy'")
 

@@ -65,13 +65,17 @@ DEFAULTS: Dict[str, Any] = dict(
     gamma0=0.5,  # initial capacity of every sample in the coupling
     G0=1.0,  # initial soft-gradient grouping threshold (G < 1 merges similar experts)
     num_chunks=1,  # chunks of the pairwise cost computation (memory for large N, M, C)
-    coupling="greedy",  # 'greedy' (the reference rule) or 'exact' (POT transport solver)
+    coupling="greedy",  # 'greedy' (the reference rule), 'exact' (POT transport solver) or
+    # 'expert' (exact below γ = 1; at γ = 1 annotations go to experts, not samples)
     revive_experts=None,  # None (the paper's method) or dict(threshold=t, epochs=[first, last]):
     # after each epoch in [first, last], an expert with less than a share t of the coupled mass
     # takes a live expert's prior (utils/training/revive.py; not in the authors' code)
+    gate_input="bottleneck",  # what the gate reads: 'bottleneck' (the paper) or 'image' (a small
+    # CNN of its own on the input image; models/gating.py; not in the authors' code)
     gate_refit_steps=0,  # 0 (the paper's method) or N: after training, refit the gating network
-    # of the best checkpoint to the training signal with the rest frozen, N full-batch Adam steps
-    # (utils/training/gate_refit.py; not in the authors' code)
+    # of the best checkpoint to the training signal with the rest frozen, N Adam steps (full
+    # batch; for gate_input='image' batches of 128 images) (utils/training/gate_refit.py; not in
+    # the authors' code)
     # --- optimisation ---
     train_batch_size=16,  # images per training step
     val_batch_size=16,  # images per validation step
@@ -125,8 +129,9 @@ CHOICES: Dict[str, tuple] = dict(
     synthetic=(None, "lidc", "cityscapes"),
     device=("auto", "cpu", "cuda"),
     cost_fn=("iou", "ce"),
-    coupling=("greedy", "exact"),
+    coupling=("greedy", "exact", "expert"),
     expert_init=("binary", "signed"),
+    gate_input=("bottleneck", "image"),
     scheduler_mean=("running", "epoch"),
     lr_schedule=("plateau", "cosine"),
     empty_distance=("zero", "skip"),

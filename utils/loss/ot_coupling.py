@@ -101,3 +101,37 @@ def exact_coupling(cost: torch.Tensor, gt_weights: torch.Tensor, gamma: float) -
         ext = np.concatenate([c[b], np.zeros((N, 1))], axis=1)  # (N, M + 1)
         out[b] = ot.emd(a, col, ext)[:, :M]
     return torch.from_numpy(out).to(device=cost.device, dtype=cost.dtype)
+
+
+def expert_coupling(cost: torch.Tensor, gt_weights: torch.Tensor, K: int) -> torch.Tensor:
+    """γ = 1 coupling at the level of experts (the `coupling='expert'` option; not the authors').
+
+    Every annotation goes to the expert whose S samples are nearest on average (ties: lowest
+    index); within that expert, the annotations it won are shared among its S samples by exact
+    transport with equal sample mass (their total / S). So every sample of an expert is pulled
+    towards annotations of the expert's own role, and the expert's mass (the gate's target) is
+    the mass of the annotations it won, as with the nearest-sample rule.
+
+    Args:
+        cost: (B, N, M) cost, N = K·S expert-major.
+        gt_weights: (B, M) annotation weights v.
+        K: number of experts.
+
+    Returns:
+        (B, N, M) coupling.
+    """
+    B, N, M = cost.shape
+    S = N // K
+    c = cost.detach().double().cpu()
+    v = gt_weights.detach().double().cpu()
+    owner = c.view(B, K, S, M).mean(2).argmin(1)  # (B, M) expert of every annotation
+    won = torch.zeros(B, K, dtype=c.dtype).scatter_add_(1, owner, v)  # (B, K)
+    row_mass = (won / S).repeat_interleave(S, dim=1).numpy()  # (B, N)
+    other = (torch.arange(N) // S)[None, :, None] != owner[:, None, :]  # (B, N, M)
+    # a cost no plan pays when the blocks balance: each expert's rows hold its columns' mass
+    blocked = c.masked_fill(other, 1.0 + 2.0 * float(c.abs().max()) * M).numpy()
+    v = v.numpy()
+    out = np.zeros((B, N, M))
+    for b in range(B):
+        out[b] = ot.emd(row_mass[b], v[b], blocked[b])
+    return torch.from_numpy(out).to(device=cost.device, dtype=cost.dtype)

@@ -15,9 +15,14 @@ from torch import nn
 
 from utils.evaluation.metrics import hard_labels
 from utils.loss.ot_cost import COSTS, iou_cost
-from utils.loss.ot_coupling import exact_coupling, greedy_coupling, nearest_coupling
+from utils.loss.ot_coupling import (
+    exact_coupling,
+    expert_coupling,
+    greedy_coupling,
+    nearest_coupling,
+)
 
-COUPLINGS = ("greedy", "exact")
+COUPLINGS = ("greedy", "exact", "expert")
 
 
 def kl_term(sample_mass: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -91,7 +96,9 @@ class OTLoss(nn.Module):
         gamma0: initial sample capacity γ (a plain attribute `gamma` the scheduler changes).
         G0: initial grouping threshold (attribute `G`); grouping is active when G < 1.
         num_chunks: annotation chunks for the pairwise cost.
-        coupling: 'greedy' (the reference) or 'exact' (POT optimum of the same constraints).
+        coupling: 'greedy' (the reference), 'exact' (POT optimum of the same constraints) or
+            'expert' ('exact' below γ = 1; at γ >= 1 annotations are matched to experts, not
+            samples: `ot_coupling.expert_coupling`).
     """
 
     def __init__(self, cost_fn: str = "iou", beta: float = 1.0, gamma0: float = 0.5,
@@ -117,9 +124,19 @@ class OTLoss(nn.Module):
         return COSTS[self.cost_fn](pred, gt, self.num_chunks)
 
     @torch.no_grad()
-    def coupling(self, cost: torch.Tensor, gt_weights: torch.Tensor) -> torch.Tensor:
-        """Coupling for the current γ. Args: cost (B, N, M), gt_weights (B, M)."""
-        if self.coupling_method == "exact":
+    def coupling(self, cost: torch.Tensor, gt_weights: torch.Tensor,
+                 sample_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Coupling for the current γ.
+
+        Args:
+            cost: (B, N, M); gt_weights: (B, M).
+            sample_shape: (K, S), needed by coupling='expert' at γ >= 1.
+        """
+        if self.coupling_method == "expert" and self.gamma >= 1:
+            if sample_shape is None:
+                raise ValueError("coupling='expert' needs sample_shape=(K, S) at γ >= 1")
+            return expert_coupling(cost, gt_weights, sample_shape[0])
+        if self.coupling_method in ("exact", "expert"):
             return exact_coupling(cost, gt_weights, self.gamma)
         if self.gamma >= 1:
             return nearest_coupling(cost, gt_weights)
@@ -141,7 +158,7 @@ class OTLoss(nn.Module):
             (loss, seg_loss, kl_loss) scalars; loss = seg_loss + β·kl_loss.
         """
         cost = self.cost_matrix(pred, gt)  # (B, N, M)
-        P = self.coupling(cost, gt_weights.to(cost.dtype))  # (B, N, M)
+        P = self.coupling(cost, gt_weights.to(cost.dtype), sample_shape)  # (B, N, M)
         sample_cost = (P * cost).sum(-1)  # (B, N)
         seg_loss = sample_cost.sum(-1).mean()
         sample_mass = P.sum(-1)  # (B, N)

@@ -12,22 +12,28 @@ samples land on different modes in different images, which no weight per expert 
 The refit is that fit, done once at the end of training on the best checkpoint:
 1. one pass over the training split (its loader, augmentation included) with the model in eval
    mode collects the gate's pooled input (`GatingNetwork.pool`) and the training signal: with
-   capacity γ = 1 the coupling sends every annotation to its nearest sample (the loss' own
-   cost and coupling), and each expert's share of the annotation mass is the target;
+   capacity γ = 1 the loss' own cost and coupling send every annotation to its nearest sample
+   (or, with coupling='expert', to its nearest expert), and each expert's share of the
+   annotation mass is the target;
 2. the gate's MLP is re-initialised (seeded) and fitted to those shares by full-batch Adam on
    standardised inputs, with the cross-entropy whose gradient the KL term gives;
 3. the standardisation is folded into the first linear layer, so the gate keeps its
    architecture and its checkpoint keys.
+An image gate (`gate_input='image'`) collects the images instead and is re-initialised whole
+and fitted by AdamW on batches of randomly flipped and turned images (`fit_image_gate`).
 The backbone and the experts are not touched: the samples, and every metric that does not use
 the weights (M-IoU of the samples), stay as they were.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import torch
 from torch import nn
 
+from models.gating import ImageGatingNetwork
+
 LR = 3e-3  # Adam on standardised inputs; full batch
+IMAGE_BATCH = 128  # images per step of an image gate's refit
 WEIGHT_DECAY = 1e-2  # the targets are shares of four annotations, noisy; chosen on the synthetic
 # LIDC validation split among 1e-3 .. 1e-1 (README "Synthetic demos")
 
@@ -45,8 +51,10 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
         generator: the latent sampling generator.
 
     Returns:
-        `inputs` (n, D) float32 and `shares` (n, K) float32 (rows summing to one), on the CPU.
+        `inputs` (n, D) float32 (for an image gate: the images, (n, C_in, H, W)) and `shares`
+        (n, K) float32 (rows summing to one), on the CPU.
     """
+    image_gate = isinstance(model.gating, ImageGatingNetwork)
     K, seen = model.num_expert, []
     hook = model.gating.register_forward_hook(lambda m, args, out: seen.append(args[0]))
     gamma, standard = loss_fn.gamma, model.eval_sample_num
@@ -57,7 +65,9 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
             x, labels = x.to(device), labels.to(device)
             label_probs = label_probs.to(device)
             out = model(x, label=labels, generator=generator)  # pred (B, N, C, H, W)
-            inputs.append(model.gating.pool(seen.pop()).float().cpu())  # (B, D)
+            gate_in = seen.pop()  # (B, C_in, H, W) image or (B, F[-1], h, w) bottleneck
+            gate_in = gate_in.contiguous() if image_gate else model.gating.pool(gate_in)
+            inputs.append(gate_in.float().cpu())  # (B, C_in, H, W) or (B, D)
             shares.append(coupling_shares(loss_fn, out["pred"], labels, label_probs, K).cpu())
     finally:
         hook.remove()
@@ -79,7 +89,7 @@ def coupling_shares(loss_fn: Any, pred: torch.Tensor, labels: torch.Tensor,
         (B, K) float32 rows summing to one.
     """
     cost = loss_fn.cost_matrix(pred.float(), labels)  # (B, N, M)
-    P = loss_fn.coupling(cost, label_probs.to(cost.dtype))  # (B, N, M)
+    P = loss_fn.coupling(cost, label_probs.to(cost.dtype), (K, pred.shape[1] // K))  # (B, N, M)
     share = P.sum(-1).view(pred.shape[0], K, -1).sum(-1)  # (B, K)
     return (share / share.sum(-1, keepdim=True).clamp_min(1e-12)).float()
 
@@ -128,6 +138,77 @@ def fit_gate(mlp: nn.Sequential, inputs: torch.Tensor, shares: torch.Tensor, ste
     return dict(before=before, after=after)
 
 
+def dihedral(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) with random flips and, for square images, a random quarter turn: one draw
+    of the global RNG for the whole batch."""
+    flip_h, flip_v, turns = torch.randint(0, 2, (2,)).tolist() + torch.randint(0, 4, (1,)).tolist()
+    if flip_h:
+        x = x.flip(3)
+    if flip_v:
+        x = x.flip(2)
+    return torch.rot90(x, turns, (2, 3)) if x.shape[2] == x.shape[3] else x
+
+
+def epoch_batches(n: int, size: int) -> Iterator[torch.Tensor]:
+    """Endless index batches: every epoch a new permutation of range(n) cut into batches of
+    `size` (an incomplete last batch is dropped; with n < size, one batch of all n)."""
+    while True:
+        order = torch.randperm(n)
+        for start in range(0, max(n - size, 0) + 1, size):
+            yield order[start:start + size]
+
+
+def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, steps: int,
+                   seed: int, weight_decay: float = WEIGHT_DECAY) -> Dict[str, float]:
+    """Re-initialise an `ImageGatingNetwork` and fit it to the shares (in place).
+
+    AdamW (weight decay `weight_decay`) with a cosine decay from `LR` over `steps` steps of
+    `IMAGE_BATCH` images, each batch flipped and turned at random (`dihedral`): the training
+    signal of one pass is only four annotations per image, and a CNN would learn them by heart.
+    The flips assume that the mode probabilities do not depend on the orientation, as for
+    LIDC crops and the synthetic LIDC set.
+
+    Args:
+        gate: the image gate, changed in place.
+        images: (n, C_in, H, W) inputs; shares: (n, K) targets.
+        steps: Adam steps.
+        seed: seed of the re-initialisation and of the batches (the global RNG state is
+            restored afterwards).
+        weight_decay: AdamW's weight decay.
+
+    Returns:
+        the gate loss on the images before and after the refit.
+    """
+    param = next(gate.parameters())
+    images, shares = images.to(param), shares.to(param)
+    n = len(images)
+
+    @torch.no_grad()
+    def loss_on_all() -> float:
+        total = sum(float(gate_loss(gate.logits(images[i:i + IMAGE_BATCH]),
+                                    shares[i:i + IMAGE_BATCH])) * len(images[i:i + IMAGE_BATCH])
+                    for i in range(0, n, IMAGE_BATCH))
+        return total / n
+
+    before = loss_on_all()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in gate.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                layer.reset_parameters()
+        opt = torch.optim.AdamW(gate.parameters(), lr=LR, weight_decay=weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+        batches = epoch_batches(n, IMAGE_BATCH)
+        with torch.enable_grad():
+            for _ in range(steps):
+                idx = next(batches).to(images.device)  # (IMAGE_BATCH,)
+                opt.zero_grad(set_to_none=True)
+                gate_loss(gate.logits(dihedral(images[idx])), shares[idx]).backward()
+                opt.step()
+                schedule.step()
+    return dict(before=before, after=loss_on_all())
+
+
 def refit_gate(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device, steps: int,
                seed: int) -> Dict[str, float]:
     """Refit the gating network of a trained MoSE in place (module docstring).
@@ -138,5 +219,8 @@ def refit_gate(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     data = collect(model, loader, loss_fn, device, generator)
-    stats = fit_gate(model.gating.fc_layer, data["inputs"], data["shares"], steps, seed)
+    if isinstance(model.gating, ImageGatingNetwork):
+        stats = fit_image_gate(model.gating, data["inputs"], data["shares"], steps, seed)
+    else:
+        stats = fit_gate(model.gating.fc_layer, data["inputs"], data["shares"], steps, seed)
     return dict(stats, images=len(data["inputs"]))
