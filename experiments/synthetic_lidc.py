@@ -11,16 +11,19 @@ README "Synthetic demos" has the measurements and the trials behind each choice)
   shows a halo or a satellite, never both. With the generator's defaults (radius jitter 0.75
   px, up to four modes) MoSE's loss itself prefers experts for a smaller and a larger core to
   an expert for the satellite (benchmarks/bench_mode_costs.py);
-- coupling 'exact' (the transport optimum under the same capacity constraints) instead of the
-  authors' greedy rule, and revive_experts: an expert left without annotations in the equal-
-  capacity phase is re-seeded from the worst-fitting live one, and the exact coupling lets the
-  copy split off. Without re-seeding, seed 2 of 3 failed with either coupling (GED ratio
-  1.43-1.51: one expert nearly unused, the others in mixed roles);
-- gate_refit_steps: after training, the gating network of the best checkpoint is refitted to the
-  training signal with the backbone and the experts frozen (utils/training/gate_refit.py). The
-  trained gate falls short of what its own input allows; the refit recovers part of that
-  (benchmarks/bench_gate_limit.py). The rest of the mode-mass error is in the experts: each
-  run has one whose samples land on different modes in different images. The refit takes ~6 s.
+- revive_experts: an expert left without annotations in the equal-capacity phase is re-seeded
+  from the worst-fitting live one, and the exact coupling of the γ < 1 phases lets the copy
+  split off. Without re-seeding, seed 2 of 3 failed (GED ratio 1.43-1.51: one expert nearly
+  unused, the others in mixed roles);
+- coupling 'expert': the exact transport optimum while γ < 1; at γ = 1 every annotation goes
+  to the expert whose samples are nearest on average and is shared among that expert's
+  samples. With the per-sample rule one expert per run drew different modes in different
+  images and draws, which no weight per expert can follow; with this rule every expert keeps
+  one role (benchmarks/bench_gate_limit.py, expert_roles);
+- gate_input 'image' and gate_refit_steps: the gate reads the image through a small CNN of its
+  own (the cues are the contrast of small regions, which the bottleneck's global average
+  blurs), and after training it is fitted anew to the training signal with the backbone and
+  the experts frozen (utils/training/gate_refit.py).
 """
 
 experiment_name = "synthetic_lidc"
@@ -33,9 +36,10 @@ synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0,
 image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net: 32x32 inputs need few levels and channels
 latent_dim = 2  # the four experts start at the corners of the unit square, well apart
-coupling = "exact"  # the transport optimum, not the greedy rule (see the docstring)
+coupling = "expert"  # exact transport below γ = 1, annotations to experts at γ = 1 (docstring)
 revive_experts = dict(threshold=0.03, epochs=[3, 14])  # re-seed an expert below 3 % of the mass
-gate_refit_steps = 2000  # refit the gate of the best checkpoint at the end (see the docstring)
+gate_input = "image"  # the gate reads the image through a CNN of its own (see the docstring)
+gate_refit_steps = 1200  # refit the gate of the best checkpoint at the end (see the docstring)
 gamma0 = 1 / 16  # = 1/(K*S): at first every sample carries the same mass, so every expert is
 # matched to annotations before the masks are learnt; then 1/8 (an expert's four samples may
 # carry half of the mass: samples become sharp masks, experts specialise), then 1 to fit the

@@ -101,12 +101,14 @@ def test_two_gloo_processes_train_one_epoch_then_resume(tmp_path):
     assert [r["epoch"] for r in records(run)] == [0, 1]  # written by rank 0 only
     assert records(run)[1]["train_steps"] == 2  # 8 images = 2 steps x 2 ranks x batch 2
     assert (run / "log.txt").read_text().count("2 process(es)") == 1
-    assert (run / "log.txt").read_text().count("gate refit (2000 steps") == 1  # every rank, one log
+    steps = load_config("experiments/synthetic_lidc.py", []).gate_refit_steps
+    assert (run / "log.txt").read_text().count(f"gate refit ({steps} steps") == 1  # one log
     assert len(list((tmp_path / "runs" / "synthetic" / "synthetic_lidc").iterdir())) == 1
     for name in ("synthetic_lidc_best_ged.pth", "synthetic_lidc_last.pth"):
         weights = torch.load(run / name, weights_only=True)
         assert not any(k.startswith("module.") for k in weights)  # saved unwrapped
-        load_model_weights(build.build_model(load_config(None, ["num_filters=[4, 8]"])), weights)
+        cfg = load_config("experiments/synthetic_lidc.py", ["num_filters=[4, 8]", "latent_dim=1"])
+        load_model_weights(build.build_model(cfg), weights)
     state = torch.load(run / "synthetic_lidc_resume.pth", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["progress"]["epoch"] == 1
     assert not torch.equal(state["rng"][0]["latent"], state["rng"][1]["latent"])  # seed + rank

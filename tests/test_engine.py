@@ -35,7 +35,8 @@ def tiny_run(tmp_path, *extra):
             "--set", "num_filters=[4, 8]", "--set", "sample_per_mode=2", "--set", "epochs=1",
             "--set", "latent_dim=1", "--set", "gamma0=0.5",
             "--set", "train_batch_size=4", "--set", "val_batch_size=4",
-            "--set", "test_batch_size=2", "--set", "max_train_minutes=None", *extra]
+            "--set", "test_batch_size=2", "--set", "max_train_minutes=None",
+            "--set", "gate_refit_steps=20", *extra]
 
 
 def test_two_step_training_run_then_test(tmp_path):

@@ -93,7 +93,8 @@ def load_model_weights(model: nn.Module,
             "checkpoint does not fit the model: "
             f"{len(missing)} missing keys (first: {missing[:3]}), "
             f"{len(unexpected)} unexpected keys (first: {unexpected[:3]}). Check that the config "
-            "(num_filters, latent_dim, num_expert, n_classes, input_channels) matches the run."
+            "(num_filters, latent_dim, num_expert, n_classes, input_channels, gate_input) matches "
+            "the run."
         )
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
