@@ -120,7 +120,7 @@ def test_two_gloo_processes_train_one_epoch_then_resume(tmp_path):
 
 def test_one_and_two_processes_evaluate_alike(tmp_path):
     make_lidc(str(tmp_path / "data"), n_train=2, n_val=2, n_test=5, size=16, seed=0)
-    cfg = load_config(None, ["num_filters=[4, 8]", "sample_per_mode=2"])
+    cfg = load_config(None, ["num_filters=[4, 8]", "sample_per_mode=2", "gate_input='image'"])
     ckpt = tmp_path / "weights.pth"
     torch.manual_seed(3)
     torch.save(build.build_model(cfg).state_dict(), ckpt)
