@@ -37,8 +37,8 @@ DEFAULTS: Dict[str, Any] = dict(
     method="mose",  # 'mose', 'prob_unet' (Kohl et al. 2018) or 'ssn' (Monteiro et al. 2020).
     # The baselines share the backbone (num_filters), data, metrics and protocol; they ignore
     # MoSE's expert and OT-loss settings (latent_dim, num_expert, sample_per_mode, fast_head,
-    # gate_input, cost_fn, gamma0, G0, num_chunks, coupling) and the gamma / S / G schedules (set to None);
-    # beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
+    # gate_input, cost_fn, gamma0, G0, num_chunks, coupling) and the gamma / S / G schedules
+    # (set to None); beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
     prob_unet_latent_dim=6,  # Prob. U-Net latent size L (Kohl et al. 2018: 6)
     ssn_rank=10,  # SSN rank of the covariance factor (Monteiro et al. 2020: 10)
     ssn_mc_samples=20,  # SSN Monte-Carlo logit samples of the training loss (Monteiro et al.: 20)
