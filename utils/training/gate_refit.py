@@ -180,8 +180,10 @@ def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, 
         the gate loss on the images before and after the refit.
     """
     param = next(gate.parameters())
-    images, shares = images.to(param), shares.to(param)
-    n = len(images)
+    # channels-last weights and images: about twice as fast on a CPU (float rounding differs)
+    gate.to(memory_format=torch.channels_last)
+    images = images.to(param).contiguous(memory_format=torch.channels_last)
+    shares, n = shares.to(param), len(images)
 
     @torch.no_grad()
     def loss_on_all() -> float:
@@ -206,7 +208,9 @@ def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, 
                 gate_loss(gate.logits(dihedral(images[idx])), shares[idx]).backward()
                 opt.step()
                 schedule.step()
-    return dict(before=before, after=loss_on_all())
+    after = loss_on_all()
+    gate.to(memory_format=torch.contiguous_format)  # checkpoints keep the usual layout
+    return dict(before=before, after=after)
 
 
 def refit_gate(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device, steps: int,
