@@ -4,6 +4,7 @@
   sample capacity γ), vectorised over batch and samples, looping over annotations only.
 - `nearest_coupling`: γ = 1, every annotation goes to its lowest-cost sample.
 - `exact_coupling`: the optimum of the same capacity-constrained transport, via POT.
+- `expert_coupling`: γ = 1 at the level of experts (an option, not the authors' method).
 """
 
 import numpy as np
