@@ -4,10 +4,9 @@ configs, not in the authors' code).
 During training the gating network learns the expert weights π from the KL term alone, whose
 target changes with every step while the experts and the backbone move, and whose step size the
 schedule has decayed by the time the experts settle. `benchmarks/bench_gate_limit.py` measures
-what that costs on the synthetic LIDC demo: the trained gate leaves a mode-mass error of
-0.07-0.10, and a new gate fitted to the same training signal on the same frozen features does
-better on every run measured (README "Synthetic demos"; what remains comes from experts whose
-samples land on different modes in different images, which no weight per expert can follow).
+what that costs on the synthetic LIDC demo: a new gate fitted to the same training signal on
+the same frozen inputs does better than the trained one on every run measured (README
+"Synthetic demos").
 
 The refit is that fit, done once at the end of training on the best checkpoint:
 1. one pass over the training split (its loader, augmentation included) with the model in eval
