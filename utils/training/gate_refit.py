@@ -65,7 +65,7 @@ def collect(model: nn.Module, loader: Any, loss_fn: Any, device: torch.device,
             label_probs = label_probs.to(device)
             out = model(x, label=labels, generator=generator)  # pred (B, N, C, H, W)
             gate_in = seen.pop()  # (B, C_in, H, W) image or (B, F[-1], h, w) bottleneck
-            gate_in = gate_in.contiguous() if image_gate else model.gating.pool(gate_in)
+            gate_in = gate_in if image_gate else model.gating.pool(gate_in)
             inputs.append(gate_in.float().cpu())  # (B, C_in, H, W) or (B, D)
             shares.append(coupling_shares(loss_fn, out["pred"], labels, label_probs, K).cpu())
     finally:
@@ -186,9 +186,9 @@ def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, 
 
     @torch.no_grad()
     def loss_on_all() -> float:
-        total = sum(float(gate_loss(gate.logits(images[i:i + IMAGE_BATCH]),
-                                    shares[i:i + IMAGE_BATCH])) * len(images[i:i + IMAGE_BATCH])
-                    for i in range(0, n, IMAGE_BATCH))
+        total = 0.0
+        for x, t in zip(images.split(IMAGE_BATCH), shares.split(IMAGE_BATCH)):
+            total += float(gate_loss(gate.logits(x), t)) * len(x)
         return total / n
 
     before = loss_on_all()
