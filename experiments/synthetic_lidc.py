@@ -23,7 +23,9 @@ README "Synthetic demos" has the measurements and the trials behind each choice)
 - gate_input 'image' and gate_refit_steps: the gate reads the image through a small CNN of its
   own (the cues are the contrast of small regions, which the bottleneck's global average
   blurs), and after training it is fitted anew to the training signal with the backbone and
-  the experts frozen (utils/training/gate_refit.py).
+  the experts frozen (utils/training/gate_refit.py);
+- gate_tta: at evaluation the gate's π is the mean over the image's eight flips and quarter
+  turns, the views the refit trains on (models/gating.py).
 """
 
 experiment_name = "synthetic_lidc"
@@ -40,6 +42,7 @@ coupling = "expert"  # exact transport below γ = 1, annotations to experts at �
 revive_experts = dict(threshold=0.03, epochs=[3, 14])  # re-seed an expert below 3 % of the mass
 gate_input = "image"  # the gate reads the image through a CNN of its own (see the docstring)
 gate_refit_steps = 1200  # refit the gate of the best checkpoint at the end (see the docstring)
+gate_tta = True  # evaluate the gate on the image's flips and quarter turns (see the docstring)
 gamma0 = 1 / 16  # = 1/(K*S): at first every sample carries the same mass, so every expert is
 # matched to annotations before the masks are learnt; then 1/8 (an expert's four samples may
 # carry half of the mass: samples become sharp masks, experts specialise), then 1 to fit the

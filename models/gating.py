@@ -50,13 +50,20 @@ class ImageGatingNetwork(nn.Module):
     bottleneck blurs; read from the image, a gate comes closer to what the cues allow (README
     "Synthetic demos").
 
+    With `average_views` (the `gate_tta` setting), π in eval mode is the mean of the π of the
+    image's flips and, for square images, their transposes (`dihedral_views`; 8 views): the
+    views that the refit trains on (`utils.training.gate_refit.dihedral`). In training mode the
+    gate reads the image as it is.
+
     Args:
         input_channels: channels of the image.
         num_expert: number of experts K.
+        average_views: average π over the dihedral views in eval mode.
     """
 
-    def __init__(self, input_channels: int, num_expert: int):
+    def __init__(self, input_channels: int, num_expert: int, average_views: bool = False):
         super().__init__()
+        self.average_views = average_views
         w = IMAGE_GATE_WIDTH
         self.encoder = nn.Sequential(
             nn.Conv2d(input_channels, w, 3, padding=1), nn.ReLU(inplace=True),
@@ -74,4 +81,17 @@ class ImageGatingNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C_in, H, W) image. Returns: π (B, K), rows summing to one."""
-        return torch.softmax(self.logits(x), dim=1)  # (B, K)
+        if self.training or not self.average_views:
+            return torch.softmax(self.logits(x), dim=1)  # (B, K)
+        pi = torch.softmax(self.logits(dihedral_views(x)), dim=1)  # (V·B, K)
+        return pi.view(-1, x.shape[0], pi.shape[1]).mean(dim=0)  # (B, K)
+
+
+def dihedral_views(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) -> (V·B, C, H, W), view-major: the image, flipped left-right, flipped
+    up-down and both (V = 4) and, for square images, the transposes of those four (V = 8: every
+    flip and quarter turn)."""
+    views = [x, x.flip(3), x.flip(2), x.flip((2, 3))]
+    if x.shape[2] == x.shape[3]:
+        views += [v.transpose(2, 3) for v in views]
+    return torch.cat(views)

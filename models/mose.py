@@ -48,6 +48,8 @@ class MoSE(nn.Module):
         gate_input: what the gating network reads: 'bottleneck' (the paper: the global average
             of the bottleneck feature) or 'image' (the input image, through a small CNN of its
             own: `models.gating.ImageGatingNetwork`; its checkpoint keys differ).
+        gate_tta: with gate_input 'image', π in eval mode is the mean over the image's flips
+            and quarter turns (`ImageGatingNetwork`'s `average_views`).
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
@@ -55,16 +57,20 @@ class MoSE(nn.Module):
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
                  fast_head: bool = False, channels_last: bool = False, amp: bool = False,
                  compile_head: bool = False, expert_init: str = "binary",
-                 gate_input: str = "bottleneck"):
+                 gate_input: str = "bottleneck", gate_tta: bool = False):
         super().__init__()
         if gate_input not in ("bottleneck", "image"):
             raise ValueError(f"gate_input must be 'bottleneck' or 'image', got {gate_input!r}")
+        if gate_tta and gate_input != "image":
+            raise ValueError("gate_tta averages the image gate over flipped views; it needs "
+                             "gate_input='image'")
         mu, log_sigma = init_priors(num_expert, latent_dim, expert_init)
         self.mu = nn.Parameter(mu)
         self.log_sigma = nn.Parameter(log_sigma)
         self.backbone = Unet(input_channels, num_filters)
         self.gate_input = gate_input
-        self.gating = (ImageGatingNetwork(input_channels, num_expert) if gate_input == "image"
+        self.gating = (ImageGatingNetwork(input_channels, num_expert, gate_tta)
+                       if gate_input == "image"
                        else GatingNetwork(num_filters[-1], num_expert))
         self.fuse = NoiseInjection(num_filters[0], latent_dim)
         self.layers = HeadLayers(num_filters[0], latent_dim)

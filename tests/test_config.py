@@ -127,6 +127,7 @@ def test_input_channels_follow_dataset_and_bbpred():
     (["G_scheduler_options={'values': [0.9, 0.8], 'milestones': [3]}"], "one epoch per value"),
     (["scheduler_options={'factor': 0.5, 'patiense': 3}"], "did you mean 'patience'"),
     (["coupling='exact'", "sample_per_mode=2", "gamma0=0.0625"], r"N·γ >= 1.*gives 0\.5"),
+    (["gate_tta=True"], "needs gate_input='image'"),
 ])
 def test_invalid_values(items, message):
     with pytest.raises(ConfigError, match=message):

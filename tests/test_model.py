@@ -7,6 +7,7 @@ import torch
 
 from models import MoSE
 from models.experts import binary_codes, sample_standard
+from models.gating import dihedral_views
 from models.mose import mask_void
 from tests.helpers import assert_finite_gradients
 from utils.loss.ot_loss import OTLoss
@@ -162,6 +163,34 @@ def test_an_image_gate_reads_the_image_and_trains_with_the_loss():
     assert model.gating.encoder[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="gate_input"):
         tiny(gate_input="decoder")
+    with pytest.raises(ValueError, match="needs gate_input='image'"):
+        tiny(gate_tta=True)
+
+
+@pytest.mark.parametrize("size", [(12, 12), (12, 20)])
+def test_dihedral_views_are_the_flips_and_quarter_turns(size):
+    x = torch.randn(2, 1, *size)
+    views = dihedral_views(x).view(-1, *x.shape)  # (V, B, C, H, W)
+    square = size[0] == size[1]
+    # brute force: every composition of flips and quarter turns that keeps the shape
+    group = {tuple(v.flatten().tolist()) for k in range(4) for v in
+             (torch.rot90(x, k, (2, 3)), torch.rot90(x.flip(3), k, (2, 3))) if v.shape == x.shape}
+    assert len(views) == len(group) == (8 if square else 4)
+    assert {tuple(v.flatten().tolist()) for v in views} == group
+    torch.testing.assert_close(views[0], x)
+
+
+def test_gate_tta_averages_the_views_in_eval_mode_only():
+    torch.manual_seed(0)
+    model = tiny(latent_dim=2, gate_input="image", gate_tta=True)
+    gate, x = model.gating, torch.randn(3, 1, 16, 16)
+    views = [torch.rot90(v, k, (2, 3)) for k in range(4) for v in (x, x.flip(2))]
+    mean = torch.stack([torch.softmax(gate.logits(v), 1) for v in views]).mean(0)  # (B, K)
+    torch.testing.assert_close(gate.eval()(x), mean)
+    torch.testing.assert_close(gate(torch.rot90(x, 1, (2, 3)).flip(3)), mean)  # invariant
+    torch.testing.assert_close(gate.train()(x), torch.softmax(gate.logits(x), 1))
+    model.eval()
+    torch.testing.assert_close(model(x)["expert_probs"], mean)
 
 
 def test_amp_returns_float32_close_to_fp32():

@@ -329,3 +329,6 @@ def validate(cfg: Config) -> None:
     _check_revive(cfg.revive_experts)
     _check_exact_capacity(cfg)
     _check_gate_refit(cfg)
+    if cfg.method == "mose" and cfg.gate_tta and cfg.gate_input != "image":
+        raise ConfigError("gate_tta averages the image gate over flipped views; it needs "
+                          "gate_input='image'")

@@ -72,6 +72,8 @@ DEFAULTS: Dict[str, Any] = dict(
     # takes a live expert's prior (utils/training/revive.py; not in the authors' code)
     gate_input="bottleneck",  # what the gate reads: 'bottleneck' (the paper) or 'image' (a small
     # CNN of its own on the input image; models/gating.py; not in the authors' code)
+    gate_tta=False,  # with gate_input='image': at evaluation π is the mean over the image's
+    # flips and quarter turns (models/gating.py; not in the authors' code)
     gate_refit_steps=0,  # 0 (the paper's method) or N: after training, refit the gating network
     # of the best checkpoint to the training signal with the rest frozen, N Adam steps (full
     # batch; for gate_input='image' batches of 128 images) (utils/training/gate_refit.py; not in
