@@ -331,4 +331,4 @@ def validate(cfg: Config) -> None:
     _check_gate_refit(cfg)
     if cfg.method == "mose" and cfg.gate_tta and cfg.gate_input != "image":
         raise ConfigError("gate_tta averages the image gate over flipped views; it needs "
-                          "gate_input='image'")
+                          "gate_input='image' (with another gate set gate_tta=False)")
