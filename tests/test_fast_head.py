@@ -67,8 +67,9 @@ def test_eval_outputs_agree(eval_sample_num):
     with torch.no_grad():
         a = plain(x, generator=torch.Generator().manual_seed(0))
         b = fast(x, generator=torch.Generator().manual_seed(0))
-    for key in ("pred", "weights", "expert_probs"):
-        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+    for key in ("pred", "weights", "expert_probs"):  # float32 sums in another order: another
+        # CPU (or thread count) differed by 1.4e-5 on values of 0.35
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
 
 
 def test_compiled_head_kernels_agree_with_eager():

@@ -3,6 +3,7 @@ one test per bad prediction input. The tiny dataset is `tests/test_data_folder.w
 RGB 13x17 images, 3 classes, 2-5 raters per image."""
 
 import csv
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -62,7 +63,10 @@ def test_training_and_evaluation_on_the_folder_dataset(trained):
     assert '"input_channels": 3' in log and '"eval_class_ids": [1, 2]' in log  # derived
     metrics = (run / "metrics.jsonl").read_text()
     assert '"train_steps": 2' in metrics  # 6 images, batch 3
-    assert results["num_images"] == 3 and 0 <= results["ged"] <= 2
+    # two epochs on six images: on some CPUs every sample is still background, and two masks
+    # without an evaluated class have no distance, so no image has a GED (NaN; README "Metric
+    # conventions")
+    assert results["num_images"] == 3 and (math.isnan(results["ged"]) or 0 <= results["ged"] <= 2)
     assert 0 <= results["miou"] <= 1 and 0 <= results["ece"] <= 1
     assert (run / "test" / "figures" / "sample_grid_0.png").is_file()
 

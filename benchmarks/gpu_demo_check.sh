@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One prepared GPU run of this round's demo recipe (expert coupling, image gate with its refit
+# and flip averaging, maps/rows head paths): the synthetic LIDC demo end to end on CUDA, timed,
+# then the test suite on a machine where CUDA is visible. Logs and results go to $OUT (or
+# ./gpu_out). POT travels as a wheel in .whl/ where the machine has none.
+set -u
+export PYTHONUNBUFFERED=1
+DEST=${OUT:-./gpu_out}
+mkdir -p "$DEST"
+if ls .whl/*.whl > /dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+nvidia-smi -L
+python3 -c "import torch, ot; print('torch', torch.__version__, torch.cuda.get_device_name(), 'pot', ot.__version__)"
+SECONDS=0
+timeout 300 python3 main.py experiments/synthetic_lidc.py --device cuda \
+  --set log_root=/tmp/gpu_log > "$DEST/demo_cuda.log" 2>&1
+echo "demo rc $? wall ${SECONDS} s"
+grep -E "test: |gate refit|training done|epoch (1|16) " "$DEST/demo_cuda.log" | cut -c1-400
+cp /tmp/gpu_log/synthetic/synthetic_lidc/test/results_*.json "$DEST/" 2> /dev/null
+SECONDS=0
+timeout 200 python3 -m pytest -q -p no:cacheprovider > "$DEST/pytest_cuda.log" 2>&1
+echo "pytest rc $? wall ${SECONDS} s"
+tail -n 15 "$DEST/pytest_cuda.log"
