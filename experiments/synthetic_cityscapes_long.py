@@ -1,4 +1,4 @@
-"""Synthetic Cityscapes, the flip probabilities: 60 epochs, about 15 min on 2 CPU cores.
+"""Synthetic Cityscapes, the flip probabilities: 60 epochs, about 9 min on 2 CPU cores.
 
 The demo's scenes and loss with the recipe that learns all five flips (issue 10; README
 "Synthetic demos" has the measurements and the trials behind each choice):
