@@ -2,13 +2,14 @@
 # One prepared GPU run of this round's demo recipe (expert coupling, image gate with its refit
 # and flip averaging, maps/rows head paths): the synthetic LIDC demo end to end on CUDA, timed,
 # then the test suite on a machine where CUDA is visible. Logs and results go to $OUT (or
-# ./gpu_out). POT travels as a wheel in .whl/ where the machine has none.
+# ./gpu_out). POT travels as a wheel in .whl/ where the machine has none (installed compiled:
+# without .pyc files, Python 3.12 warns on its sources at import, which two tests read as stderr).
 set -u
 export PYTHONUNBUFFERED=1
 DEST=${OUT:-./gpu_out}
 mkdir -p "$DEST"
 if ls .whl/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+  python3 -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/site \
     .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
 nvidia-smi -L
