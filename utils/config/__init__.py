@@ -1,5 +1,6 @@
 """Settings and user-facing errors: `config.py` (DEFAULTS, config files, `--set` overrides,
-validation, `ConfigError`) and `errors.py` (which exceptions end a run with one line).
+validation, `ConfigError`), `files.py` (running a config file after its `_base_` chain, the
+copy kept in a run folder) and `errors.py` (which exceptions end a run with one line).
 
 Imports nothing else of `utils` and no torch at module level: `python main.py --help` and a
 mistyped setting answer before any heavy import.

@@ -1,22 +1,22 @@
 """Experiment settings: defaults, config files, `--set` overrides and validation.
 
 A config file is a Python module in `experiments/` whose module-level names are settings (the
-authors' names where they exist). It holds only what differs from `DEFAULTS`, nanoGPT style.
-Resolution order: `DEFAULTS` -> config file -> `--set KEY=VALUE` overrides -> derived settings.
+authors' names where they exist). It holds only what differs from `DEFAULTS`, nanoGPT style, or
+from the base config it names (`_base_ = "other.py"`, utils/config/files.py).
+Resolution order: `DEFAULTS` -> base configs -> config file -> `--set KEY=VALUE` overrides ->
+derived settings.
 Every unknown or mistyped name is an error that names the closest valid setting.
 """
 
 import ast
 import difflib
-import runpy
-import types
-from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
 from utils.config.defaults import ALIASES as _ALIASES
 from utils.config.defaults import CHOICES as _CHOICES
 from utils.config.defaults import DEFAULTS
 from utils.config.defaults import TYPES as _TYPES
+from utils.config.files import load_settings
 
 __all__ = ["DEFAULTS", "Config", "ConfigError", "load_config", "parse_override"]
 
@@ -76,21 +76,15 @@ def check_type(name: str, value: Any, where: str = "config") -> Any:
 
 
 def load_config_file(path: str) -> Dict[str, Any]:
-    """Run a config file and return its module-level settings.
+    """Run a config file (after its `_base_` chain) and return its module-level settings.
 
     Args:
         path: path of a Python config file.
     Returns:
         Dict name -> value of every public module-level name that is not a module, function
-        or class.
+        or class, the file's own values replacing its bases'.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"config file {path!r} not found (see experiments/ for examples)")
-    namespace = runpy.run_path(str(path))
-    skip = (types.ModuleType, types.FunctionType, type)
-    return {
-        k: v for k, v in namespace.items() if not k.startswith("_") and not isinstance(v, skip)
-    }
+    return load_settings(path)[0]
 
 
 def parse_override(item: str) -> tuple:
@@ -131,11 +125,11 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
         The validated `Config`, derived settings filled in, plus `config_file`.
     """
     cfg = Config({k: _copy(v) for k, v in DEFAULTS.items()})
-    settings = load_config_file(path) if path is not None else {}
+    settings, origin = load_settings(path) if path is not None else ({}, {})
     for name, value in settings.items():
         if name not in DEFAULTS:
-            raise _unknown(name, str(path))
-        cfg[name] = check_type(name, value, where=str(path))
+            raise _unknown(name, origin[name])
+        cfg[name] = check_type(name, value, where=origin[name])
     explicit = set(settings)
     for item in overrides:
         name, value = parse_override(item)
