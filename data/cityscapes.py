@@ -1,4 +1,4 @@
-"""Multimodal Cityscapes dataset over the processed npy layout (DESIGN §5).
+"""Multimodal Cityscapes dataset over the processed npy layout (docs/datasets.md).
 
 Reads `<root>/<split>/images/<i>.npy` ((3, H, W) float32, already normalised by the builder),
 `labels/<i>.npy` ((T, H, W) uint8, T = 32 modes), `probs/<i>.npy` ((T,) float32) and, when the

@@ -1,6 +1,6 @@
 """Multimodal Cityscapes label space: the 25-id mapping, the five flip classes and the 32 modes.
 
-The one place that defines these constants (DESIGN §5); the builder
+The one place that defines these constants (docs/datasets.md); the builder
 (`data/preprocess/cityscapes_data_loader.py`), the synthetic generator and the loaders import
 them from here.
 
@@ -73,7 +73,7 @@ _EVALUATED_LABEL_IDS = {
 }
 MAX_LABEL_ID = 33
 
-# Flip classes in DESIGN order (bit 4 - i of the mode index flips class i).
+# Flip classes in mode-bit order (bit 4 - i of the mode index flips class i).
 FLIP_CLASSES = (2, 12, 14, 9, 1)  # sidewalk, person, car, vegetation, road
 FLIPPED_IDS = (20, 21, 22, 23, 24)
 FLIP_PROBS = (8 / 17, 7 / 17, 6 / 17, 5 / 17, 4 / 17)

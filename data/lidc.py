@@ -1,4 +1,4 @@
-"""LIDC-IDRI dataset over the processed npy layout (DESIGN §5).
+"""LIDC-IDRI dataset over the processed npy layout (docs/datasets.md).
 
 Reads `<root>/<split>/images/<i>.npy` ((H, W) float32, crop - 0.5) and `labels/<i>.npy`
 ((H, W, 4) uint8). Each item is standardised per image, (x - mean) / std (std taken as 1 for a

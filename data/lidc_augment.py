@@ -3,7 +3,7 @@
 Per item: horizontal flip p=.5, vertical flip p=.5, rotation U(-10, 10) degrees with p=.5
 (bilinear image, nearest labels, zero fill), each item drawing its own flips and angle. The
 rotation reproduces torchvision's own resampling exactly (`rotate_batch`), so the distribution
-equals the per-item torchvision form, `data.transforms.lidc_train_transform` (DESIGN §5).
+equals the per-item torchvision form, `data.transforms.lidc_train_transform` (docs/datasets.md).
 Keeping torchvision out of this module saves its import (a second or more) at every start of
 an LIDC run.
 """

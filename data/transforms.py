@@ -1,4 +1,4 @@
-"""Joint image/label augmentations with torchvision.transforms.v2 (DESIGN §5).
+"""Joint image/label augmentations with torchvision.transforms.v2 (docs/datasets.md).
 
 Every transform here is called as `transform(image, mask)` with a `tv_tensors.Image` and a
 `tv_tensors.Mask` and applies the same geometry to both; masks are always resampled with

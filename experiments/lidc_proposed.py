@@ -11,4 +11,4 @@ Lighter model of the paper: `--set num_filters=[32,64,128,192]`.
 experiment_name = "lidc_proposed"
 log_dir_name = "lidc"
 dataset = "lidc"
-data_folder = "../data/lidc_npy"  # the authors' default location (README: building LIDC)
+data_folder = "../data/lidc_npy"  # the authors' default location (docs/datasets.md)

@@ -5,8 +5,8 @@ annotations drawn from them) is generated into synthetic_data/lidc_wobble on the
 After training, the best checkpoint is evaluated on the test split and compared with the true
 distribution.
 
-The set and the recipe are the ones that learn every mode type with its probability (issue 10;
-README "Synthetic demos" has the measurements and the trials behind each choice):
+The set and the recipe are the ones that learn every mode type with its probability
+(docs/extensions.md describes each choice, docs/results.md has the measurements):
 - the annotators trace each outline differently (wobble 0.6 px, no radius jitter), and an image
   shows a halo or a satellite, never both. With the generator's defaults (radius jitter 0.75
   px, up to four modes) MoSE's loss itself prefers experts for a smaller and a larger core to

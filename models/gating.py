@@ -47,8 +47,8 @@ class ImageGatingNetwork(nn.Module):
     conv3×3 (2w) → ReLU → global average and maximum (4w) → Linear (32) → ReLU → Linear (K) →
     softmax, with w = `IMAGE_GATE_WIDTH`. On the synthetic LIDC set the mode probabilities follow
     the contrast of small regions (core, halo, satellite), which a global average of the
-    bottleneck blurs; read from the image, a gate comes closer to what the cues allow (README
-    "Synthetic demos").
+    bottleneck blurs; read from the image, a gate comes closer to what the cues allow
+    (docs/extensions.md).
 
     With `average_views` (the `gate_tta` setting), π in eval mode is the mean of the π of the
     image's flips and, for square images, their transposes (`dihedral_views`; 8 views): the

@@ -8,7 +8,8 @@ DATA = Path(__file__).resolve().parent / "data"
 ORACLE = DATA / "oracle_public.npz"
 FORWARD_WEIGHTS = DATA / "forward_lidc_state_dict.pth"
 
-# The small model whose weights are in forward_lidc_state_dict.pth (DESIGN §9).
+# The small model whose weights are in forward_lidc_state_dict.pth (docs/design.md, 'Tolerances
+# of the parity tests').
 FORWARD_LIDC_KWARGS = dict(input_channels=1, num_classes=2, num_filters=[8, 16, 32, 32, 32, 32, 32],
                            latent_dim=1, num_expert=4, sample_per_mode=2, softmax=True,
                            masked_pred=False)

@@ -59,7 +59,7 @@ def built(tmp_path_factory):
 
 
 def _documented_split(uids):
-    """DESIGN §5 written out independently of the builder."""
+    """The documented split (docs/datasets.md) written out independently of the builder."""
 
     def tts(arr):
         n_test = math.ceil(0.2 * len(arr))

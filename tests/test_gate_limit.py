@@ -1,10 +1,10 @@
-"""The README's account of where the mode-mass error comes from rests on
-`benchmarks/bench_gate_limit.py`: check its error, its per-image optimum and its true cues."""
+"""The account in docs/extensions.md of where the mode-mass error comes from rests on
+`research/gate_limit.py`: check its error, its per-image optimum and its true cues."""
 
 import numpy as np
 import torch
 
-from benchmarks.bench_gate_limit import (
+from research.gate_limit import (
     expert_roles,
     mass_error,
     optimal_gate_error,

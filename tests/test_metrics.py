@@ -12,7 +12,7 @@ IDS = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]
 
 
 def brute_distance(a: np.ndarray, b: np.ndarray, num_classes: int, ids) -> float:
-    """1 − IoU between two label maps, by the DESIGN §4 rules, with plain numpy."""
+    """1 − IoU between two label maps, by the rules of docs/metrics.md, with plain numpy."""
     if num_classes == 2:
         inter = np.sum((a == 1) & (b == 1))
         union = np.sum((a == 1) | (b == 1))

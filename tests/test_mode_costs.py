@@ -1,7 +1,7 @@
-"""The README's answer to "why is the satellite missed" rests on `benchmarks/bench_mode_costs.py`:
-check its objective and the ordering it reports."""
+"""docs/extensions.md's answer to "why is the satellite missed" rests on
+`research/mode_costs.py`: check its objective and the ordering it reports."""
 
-from benchmarks.bench_mode_costs import mode_costs
+from research.mode_costs import mode_costs
 
 
 def test_true_modes_are_optimal_without_jitter_and_lose_to_two_core_sizes_with_it():

@@ -19,7 +19,7 @@ from utils.loss.ot_loss import OTLoss, expert_groups, kl_term
 
 
 def loop_greedy(cost: np.ndarray, v: np.ndarray, gamma: float) -> np.ndarray:
-    """The reference greedy rule, one image, written as plain loops (DESIGN §3)."""
+    """The reference greedy rule, one image, written as plain loops (docs/design.md, 'Coupling')."""
     N, M = cost.shape
     P = np.zeros((N, M))
     row = np.zeros(N)

@@ -64,8 +64,8 @@ def test_training_and_evaluation_on_the_folder_dataset(trained):
     metrics = (run / "metrics.jsonl").read_text()
     assert '"train_steps": 2' in metrics  # 6 images, batch 3
     # two epochs on six images: on some CPUs every sample is still background, and two masks
-    # without an evaluated class have no distance, so no image has a GED (NaN; README "Metric
-    # conventions")
+    # without an evaluated class have no distance, so no image has a GED (NaN; docs/metrics.md,
+    # 'Distance between two segmentations')
     assert results["num_images"] == 3 and (math.isnan(results["ged"]) or 0 <= results["ged"] <= 2)
     assert 0 <= results["miou"] <= 1 and 0 <= results["ece"] <= 1
     assert (run / "test" / "figures" / "sample_grid_0.png").is_file()

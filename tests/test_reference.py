@@ -1,4 +1,5 @@
-"""The authors' numbers (DESIGN §9): checkpoint layout, metrics, OT loss and a forward pass."""
+"""The authors' numbers: checkpoint layout, metrics, OT loss and a forward pass (docs/design.md,
+'Tolerances of the parity tests')."""
 
 import numpy as np
 import pytest
@@ -60,8 +61,8 @@ def test_ot_half_cost_coupling_and_loss():
 # Train-mode batch norm normalises the 1x1 bottleneck of this 7-level U-Net at batch 2 with the
 # statistics of two values per channel, which amplifies float32 rounding (kernel choice, thread
 # count, CPU) by orders of magnitude: the authors' own code run on another CPU differs from these
-# reference values by up to 2.6e-4 (DESIGN §4). Train mode is therefore compared to 1e-3
-# absolute, the well-conditioned eval mode to 1e-5 relative.
+# reference values by up to 2.6e-4 (docs/design.md, 'Tolerances of the parity tests'). Train mode
+# is therefore compared to 1e-3 absolute, the well-conditioned eval mode to 1e-5 relative.
 TOLERANCE = {"eval": dict(rtol=RTOL, atol=1e-6), "train": dict(rtol=0.0, atol=1e-3)}
 
 

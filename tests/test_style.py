@@ -1,4 +1,4 @@
-"""The house rules of STYLE.md that a machine can check: no file over 400 lines and no function
+"""The house rules that a machine can check: no file over 400 lines and no function
 over 60 lines (the fast start is tested in test_config.py)."""
 
 import ast

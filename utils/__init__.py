@@ -10,5 +10,6 @@
 
 A package imports only from packages listed above it (and `data`, `models`); `utils.config`
 imports nothing heavy, so a config error is reported before torch is loaded. The modules
-`utils.checkpoint`, `utils.ot_loss` and `utils.metrics` re-export the public API (DESIGN §8).
+`utils.checkpoint`, `utils.ot_loss` and `utils.metrics` re-export the public API (docs/design.md,
+'Layering').
 """

@@ -1,4 +1,4 @@
-"""Builders from the public downloads to the processed npy layouts (DESIGN §5).
+"""Builders from the public downloads to the processed npy layouts (docs/datasets.md).
 
 - LIDC: `python -m data.preprocess.lidc_data_loader --pickle FILE --out DIR [--hdf5 FILE]`
 - Cityscapes, step 1: `python -m data.preprocess.preprocessing --raw RAW --out PROCESSED`

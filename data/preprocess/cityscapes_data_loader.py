@@ -7,7 +7,7 @@ Input: the output of `python -m data.preprocess.preprocessing` (step 1) and, opt
 CAR authors' black-box predictions
 `BB_ROOT/{train,val}/<city>/bb_preds/<base>_prior_preds_trainIds.npy`.
 
-Splits (DESIGN §5): train = official train minus darmstadt, monchengladbach, ulm; val = those
+Splits (docs/datasets.md): train = official train minus darmstadt, monchengladbach, ulm; val = those
 three cities; test = official val. Items are numbered in (city, file stem) order.
 
 Output `<out>/{train,val,test}/`:

@@ -7,7 +7,7 @@ Input: a pickled dict key -> {'image': float (H, W) in [0, 1], 'masks': 4 binary
 'series_uid': str} (H = W = 128 for the public file, 15,096 crops). Only unpickle files you
 trust: unpickling can run arbitrary code.
 
-Output (DESIGN §5):
+Output (docs/datasets.md):
 - `<out>/{train,val,test}/images/<i>.npy`: crop - 0.5, float32 (H, W);
   `<out>/{train,val,test}/labels/<i>.npy`: the four masks stacked last, uint8 (H, W, 4);
   i counts from 0 in pickle order within each split.
@@ -167,7 +167,7 @@ def shuffle_split_indices(n: int, test_size: float = 0.2, seed: int = 0):
 
 
 def split_series(uids) -> dict[str, np.ndarray]:
-    """Assign patient series to train/val/test as the authors did (DESIGN §5).
+    """Assign patient series to train/val/test as the authors did (docs/datasets.md).
 
     Args:
         uids: series uid of every crop (repeats allowed).

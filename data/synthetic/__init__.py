@@ -1,4 +1,4 @@
-"""Synthetic datasets with known true label distributions (DESIGN §6).
+"""Synthetic datasets with known true label distributions (docs/datasets.md).
 
 `make_lidc` and `make_cityscapes` write the same on-disk layouts as the real builders, plus
 per item `modes/<i>.npy` (T, H, W) and `mode_probs/<i>.npy` (T,), so the real loaders read them

@@ -5,7 +5,7 @@ as real labels are: sky, buildings, trees (vegetation), a fence, a road trapezoi
 sidewalks, terrain or vegetation beyond them, poles with traffic signs, cars on the road,
 people on the sidewalks, and void regions (an ego-vehicle band on some images, 'static'
 blobs). The image colours each class with per-image brightness and pixel noise. Labels are
-the 32 flip modes with the DESIGN probabilities (the same construction as the real builder),
+the 32 flip modes with their documented probabilities (the same construction as the real builder),
 so they are also the true modes: `modes/<i>.npy` is a hard link to `labels/<i>.npy` (a copy
 where links are unsupported) and `mode_probs/<i>.npy` equals `probs/<i>.npy`.
 The black-box prediction is the unflipped label, shifted by up to one pixel, with a few

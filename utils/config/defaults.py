@@ -21,7 +21,7 @@ DEFAULTS: Dict[str, Any] = dict(
     pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
     # --- data ---
     dataset="lidc",  # 'lidc', 'cityscapes' or 'folder' (your own data, data/folder.py)
-    data_folder="../data/lidc_npy",  # processed npy layout (see README: building the datasets)
+    data_folder="../data/lidc_npy",  # processed npy layout (docs/datasets.md)
     synthetic=None,  # None, 'lidc' or 'cityscapes': generate a synthetic set if data_folder absent
     synthetic_options={},  # keyword arguments of data.synthetic.make_<synthetic> (sizes, seed)
     n_classes=2,  # C, classes of the segmentation output (LIDC: background, lesion)
@@ -33,7 +33,7 @@ DEFAULTS: Dict[str, Any] = dict(
     eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class; folder: every
     # foreground class 1..n_classes-1 unless set)
     use_bbpred=True,  # cityscapes only: append the black-box prediction as an input channel
-    # --- method: MoSE, or a baseline in the same protocol (README: Baselines) ---
+    # --- method: MoSE, or a baseline in the same protocol (models/prob_unet.py, models/ssn.py) ---
     method="mose",  # 'mose', 'prob_unet' (Kohl et al. 2018) or 'ssn' (Monteiro et al. 2020).
     # The baselines share the backbone (num_filters), data, metrics and protocol; they ignore
     # MoSE's expert and OT-loss settings (latent_dim, num_expert, sample_per_mode, fast_head,
@@ -53,7 +53,7 @@ DEFAULTS: Dict[str, Any] = dict(
     masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
     softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
     eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
-    fast_head=True,  # head as folded matrix products (same maths, 2-3x faster on CPU; README)
+    fast_head=True,  # head as folded matrix products (same maths, faster; docs/performance.md)
     channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
     amp=False,  # bf16 autocast of the model forward; losses, coupling, metrics stay fp32
     compile=False,  # torch.compile the whole model in place (CPU: slow first step, no gain)
@@ -101,7 +101,7 @@ DEFAULTS: Dict[str, Any] = dict(
     test_after_training=False,  # evaluate the best checkpoint on the test split after training
     # --- evaluation: metric conventions and extra outputs (utils/evaluation/report.py) ---
     empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)
-    # or the pair is undefined and left out ('skip'); README: comparing LIDC numbers
+    # or the pair is undefined and left out ('skip'); docs/metrics.md
     matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or
     # optimal transport ('ot'); weighted samples always use optimal transport
     num_figures=4,  # --demo val/test: sample grids of the first images in <split>/figures/ (and

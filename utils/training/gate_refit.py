@@ -5,8 +5,8 @@ During training the gating network learns the expert weights π from the KL term
 target changes with every step while the experts and the backbone move, and whose step size the
 schedule has decayed by the time the experts settle. `benchmarks/bench_gate_limit.py` measures
 what that costs on the synthetic LIDC demo: a new gate fitted to the same training signal on
-the same frozen inputs does better than the trained one on every run measured (README
-"Synthetic demos").
+the same frozen inputs does better than the trained one on every run measured
+(docs/extensions.md).
 
 The refit is that fit, done once at the end of training on the best checkpoint:
 1. one pass over the training split (its loader, augmentation included) with the model in eval
@@ -34,7 +34,7 @@ from models.gating import ImageGatingNetwork
 LR = 3e-3  # Adam on standardised inputs; full batch
 IMAGE_BATCH = 128  # images per step of an image gate's refit
 WEIGHT_DECAY = 1e-2  # the targets are shares of four annotations, noisy; chosen on the synthetic
-# LIDC validation split among 1e-3 .. 1e-1 (README "Synthetic demos")
+# LIDC validation split among 1e-3 .. 1e-1 (docs/extensions.md)
 
 
 @torch.no_grad()

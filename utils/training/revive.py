@@ -3,8 +3,8 @@
 With capacity γ = 1 the coupling sends every annotation to its nearest sample, a hard assignment
 like k-means: an expert that is never the nearest sample of any annotation gets no gradient on
 its masks and a KL target of zero, so it stays unused for the rest of the run (a dead cluster).
-On the synthetic LIDC set this is how the rare "satellite" mode is lost (README, "Synthetic
-demos"): its annotations are absorbed by the sharp core expert and the fourth expert dies.
+On the synthetic LIDC set this is how the rare "satellite" mode is lost (docs/extensions.md):
+its annotations are absorbed by the sharp core expert and the fourth expert dies.
 
 The remedy is the one of k-means and LBG vector quantisation: after an epoch, an expert whose
 share of the coupled mass fell below `threshold` takes the latent prior of the live expert with
@@ -15,7 +15,7 @@ whichever copy is nearer, and the nearest-sample coupling makes that difference 
 cluster splits. The gating network is left as it is: the KL term raises the revived expert's
 weight as soon as it wins annotations. On the synthetic LIDC demo the split happens with
 `coupling='exact'` (which the demo uses), not with the greedy rule, under which the copy stayed a
-second core (README, "Synthetic demos").
+second core (docs/extensions.md).
 """
 
 from typing import Any, Dict, List, Optional

@@ -2,7 +2,8 @@
 
 Each scheduler walks through a list of values: it moves to the next one when the monitored loss
 has not strictly decreased for more than `patience` epochs, then forgets its best value. gamma and
-S watch the total training loss, G watches the KL term (DESIGN §3).
+S watch the total training loss, G watches the KL term (docs/design.md, 'Schedulers of γ, S
+and G').
 """
 
 import math
