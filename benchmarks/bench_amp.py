@@ -18,6 +18,7 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_amp)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_amp.py)
+from benchmarks.provenance import provenance
 from data import build_dataloaders
 from data.synthetic import make_lidc
 from models import MoSE
@@ -78,6 +79,7 @@ def main() -> None:
         comp = evaluate(torch.compile(model), x, y, v, False, args.device)
         result["compiled_fp32"] = {k: comp[k] for k in ("ged", "miou", "ece")}
         result["compile_max_abs_prob_diff"] = (comp["pred"] - fp32["pred"]).abs().max().item()
+    result["provenance"] = provenance()
     print(json.dumps(result, indent=2))
 
 

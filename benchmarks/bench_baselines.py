@@ -31,6 +31,7 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_baselines)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_baselines.py)
+from benchmarks.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"mose": "experiments/synthetic_lidc.py",
@@ -190,7 +191,8 @@ def main(argv=None) -> Dict[str, Any]:
     out = Path(args.out)
     prepare_data(args)
     if args.step_time:
-        result = dict(threads=args.threads, seconds_per_step=step_times(args))
+        result = dict(threads=args.threads, seconds_per_step=step_times(args),
+                      provenance=dict(provenance(), threads=args.threads))
         (ROOT / out).mkdir(parents=True, exist_ok=True)
         (ROOT / out / "step_time.json").write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
@@ -204,7 +206,8 @@ def main(argv=None) -> Dict[str, Any]:
                                                                  else argv)
     (ROOT / out).mkdir(parents=True, exist_ok=True)
     (ROOT / out / "results.json").write_text(json.dumps(
-        dict(command=command, jobs=args.jobs, runs=runs, summary=summary), indent=2))
+        dict(command=command, jobs=args.jobs, runs=runs, summary=summary,
+             provenance=dict(provenance(command), threads=args.threads)), indent=2))
     (ROOT / out / "table.md").write_text(f"`{command}`\n\n{text}\n")
     print(text)
     return summary

@@ -24,6 +24,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:
+    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_compare)
+except ModuleNotFoundError:
+    import _path  # noqa: F401  (python benchmarks/bench_compare.py)
+from benchmarks.provenance import provenance
+
 BENCH = str(Path(__file__).resolve().with_name("bench_train.py"))
 ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -90,6 +96,7 @@ def main() -> None:
         result[f"{path}_first_train_step_s"] = summary(
             [rd[path]["first_train_step_s"] for rd in rounds])
     result["torch"] = rounds[0]["default"]["torch"]
+    result["provenance"] = provenance()
     print(json.dumps(result, indent=2))
 
 

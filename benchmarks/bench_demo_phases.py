@@ -36,6 +36,7 @@ try:
     import benchmarks._path  # noqa: F401, E402  (python -m benchmarks.bench_demo_phases)
 except ModuleNotFoundError:
     import _path  # noqa: F401, E402  (python benchmarks/bench_demo_phases.py)
+from benchmarks.provenance import provenance  # noqa: E402
 from utils.build import build_loaders, build_loss, build_model, prepare_data  # noqa: E402
 from utils.config.config import load_config  # noqa: E402
 from utils.evaluation.loop import evaluate  # noqa: E402
@@ -116,7 +117,7 @@ def main() -> None:
                 + times["test_s"] + times["figures_s"])
     print(json.dumps({"config": args.config, "epochs": cfg.epochs, **times,
                       "demo_estimate_s": estimate, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}, indent=2))
+                      "torch": torch.__version__, "provenance": provenance()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_metrics)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_metrics.py)
+from benchmarks.provenance import provenance
 from utils.evaluation.metrics import ged_miou
 from utils.loss.ot_loss import OTLoss
 
@@ -66,6 +67,7 @@ def main() -> None:
             lambda: loss_fn(y_ce, logits, u_mc, v_mc, (35, 1)), args.repeats),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "provenance": provenance(),
     }
     print(json.dumps(result, indent=2))
 

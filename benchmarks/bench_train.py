@@ -22,6 +22,7 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_train)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_train.py)
+from benchmarks.provenance import provenance
 from models import MoSE
 from utils.config.config import load_config
 from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
@@ -154,6 +155,7 @@ def main() -> None:
         "peak_mem_mb": peak_mb,
         "peak_mem_kind": "cuda max allocated" if args.device.startswith("cuda") else "process RSS",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "provenance": provenance(),
     }, indent=2))
 
 

@@ -5,7 +5,8 @@
 
 The step is the one `bench_train.py` times (forward + OT loss + backward + Adam) on random
 inputs of the config's shapes, after two warm-up steps. The table lists the top ops by self CPU
-time; "Self CPU %" is each op's share of the profiled step.
+time; "Self CPU %" is each op's share of the profiled step. The file's first line is the
+provenance (commit, versions, machine, command).
 """
 
 import argparse
@@ -20,6 +21,7 @@ try:
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/profile_train.py)
 from benchmarks.bench_train import build_model_and_step
+from benchmarks.provenance import header_line, provenance
 from utils.config.config import load_config
 from utils.runtime.cpu_memory import reuse_freed_memory
 
@@ -57,7 +59,8 @@ def main() -> None:
                                       max_name_column_width=48)
     path = "reference" if args.plain else "default" + ", compiled head" * args.compile_head
     dtype = "bf16 autocast" if args.amp else "fp32"
-    header = (f"# {path} path, {args.config}, batch {args.batch}, {dtype}, "
+    header = (header_line(provenance()) + "\n"
+              + f"# {path} path, {args.config}, batch {args.batch}, {dtype}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}; "
               f"unprofiled step {step_s:.2f} s\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

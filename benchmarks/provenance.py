@@ -3,9 +3,15 @@
 Every benchmark that writes a result file stores `provenance()` in it under the key
 `provenance`, so that any figure the project states can be traced to the code and machine that
 produced it (`python benchmarks/make_index.py` lists them in `benchmarks/results/README.md`).
+A JSON result holds it as a field; a text result (.txt, .jsonl, .md, .log) starts with a line
+that holds `provenance: {...}` or `{"provenance": {...}}` (`header_line`).
+
+    python benchmarks/provenance.py [--command CMD]   # one JSON line, for shell scripts
 """
 
+import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -45,6 +51,14 @@ def gpu_name() -> Optional[str]:
     return torch.cuda.get_device_name(0)
 
 
+def load_average() -> Optional[float]:
+    """The 1-minute load average (None where the system does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     """Commit, software versions, machine, thread count, date and command of this process.
 
@@ -54,7 +68,8 @@ def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     Returns:
         A JSON-serialisable dict: commit (with `dirty` True when tracked files differ from it),
         python, torch, numpy, cpu, cpu_count, threads (torch's intra-op threads where torch is
-        loaded, else OMP_NUM_THREADS), gpu, date (UTC, ISO 8601) and command.
+        loaded, else OMP_NUM_THREADS), load (the 1-minute load average when it started: other
+        work on the machine slows a timing down), gpu, date (UTC, ISO 8601) and command.
     """
     import numpy
 
@@ -73,8 +88,36 @@ def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     return dict(
         commit=_git(["rev-parse", "HEAD"]), dirty=bool(status) if status is not None else None,
         python=platform.python_version(), torch=torch_version, numpy=numpy.__version__,
-        cpu=cpu_model(), cpu_count=os.cpu_count(), threads=threads, gpu=gpu_name(),
+        cpu=cpu_model(), cpu_count=os.cpu_count(), threads=threads, load=load_average(),
+        gpu=gpu_name(),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else " ".join([sys.executable.split("/")[-1],
                                                                *sys.argv]),
     )
+
+
+def header_line(record: Dict[str, Any], comment: str = "# ") -> str:
+    """The first line of a text result: `<comment>provenance: {...}` (for markdown, pass
+    `comment="<!-- "`: the line is then closed as an HTML comment, invisible when rendered).
+
+    Args:
+        record: a `provenance()` dict.
+        comment: what starts the line.
+    Returns:
+        The line, without a newline.
+    """
+    end = " -->" if comment.startswith("<!--") else ""
+    return f"{comment}provenance: {json.dumps(record)}{end}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--command", default=None, help="the command to record")
+    args = parser.parse_args()
+    import torch  # noqa: F401  (so that threads and the GPU are recorded)
+
+    print(json.dumps(provenance(args.command)))
+
+
+if __name__ == "__main__":
+    main()

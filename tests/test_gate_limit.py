@@ -4,6 +4,7 @@
 import numpy as np
 import torch
 
+from data.synthetic import make_lidc
 from research.gate_limit import (
     expert_roles,
     mass_error,
@@ -11,7 +12,6 @@ from research.gate_limit import (
     oracle_target,
     true_cues,
 )
-from data.synthetic import make_lidc
 
 
 def _stats(n=20, K=4, T=3, seed=0):

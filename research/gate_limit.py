@@ -1,6 +1,6 @@
 """Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
 
-    python benchmarks/bench_gate_limit.py [--config experiments/synthetic_lidc.py]
+    python research/gate_limit.py [--config experiments/synthetic_lidc.py]
         [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--image-steps 600] [--weight-decay 1e-2]
         [--train-images N] [--split test] [--set KEY=VALUE ...]
 
@@ -46,9 +46,10 @@ from scipy.optimize import linprog
 from torch import nn
 
 try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_gate_limit)
+    import research._path  # noqa: F401  (python -m research.gate_limit)
 except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_gate_limit.py)
+    import _path  # noqa: F401  (python research/gate_limit.py)
+from benchmarks.provenance import provenance
 from data.lidc import LIDCDataset
 from data.synthetic.common import split_rngs
 from data.synthetic.lidc import sample_params
@@ -236,7 +237,8 @@ def main() -> None:
                       "expert_roles": expert_roles(test),
                       "train_images": len(train["pi"]), "split": args.split,
                       "split_images": len(test["pi"]), "weight_decay": decay,
-                      "steps": args.steps, "image_steps": args.image_steps}, indent=2))
+                      "steps": args.steps, "image_steps": args.image_steps,
+                      "provenance": provenance()}, indent=2))
 
 
 if __name__ == "__main__":

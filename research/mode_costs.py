@@ -1,6 +1,6 @@
 """Which four masks does MoSE's training objective prefer on the synthetic LIDC set? Prints JSON.
 
-    python benchmarks/bench_mode_costs.py [--jitters 0.75 0.5 0.25 0.1 0] [--wobble 0]
+    python research/mode_costs.py [--jitters 0.75 0.5 0.25 0.1 0] [--wobble 0]
         [--exclusive] [--n 2000] [--seed 0]
 
 With capacity γ = 1 the OT loss sends every annotation to its closest sample, so four sharp
@@ -26,9 +26,10 @@ import json
 import numpy as np
 
 try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_mode_costs)
+    import research._path  # noqa: F401  (python -m research.mode_costs)
 except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_mode_costs.py)
+    import _path  # noqa: F401  (python research/mode_costs.py)
+from benchmarks.provenance import provenance
 from data.synthetic.lidc import (
     _distances,
     draw_annotations,
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(json.dumps({"provenance": provenance()}), flush=True)
     for row in mode_costs(args.jitters, args.n, args.seed, args.wobble, not args.exclusive):
         print(json.dumps({k: v if isinstance(v, bool) else round(v, 4) for k, v in row.items()}),
               flush=True)

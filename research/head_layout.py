@@ -1,12 +1,12 @@
 """Training step of the fast head's two layouts, maps against rows, in one run; prints JSON.
 
-    python benchmarks/bench_head_layout.py [--threads 2] [--rounds 3]
+    python research/head_layout.py [--threads 2] [--rounds 3]
 
 On a CPU in float32, training uses channel-major maps (`models.fast_head.maps_layout`); rows
 are what bf16, GPUs and the compiled kernels use. This times the same training step (forward +
-OT loss + backward + Adam, `bench_train.py`) with either layout, alternating, for the synthetic
-demo (batch 32) and the LIDC paper config (batch 4), and reports the best of `--rounds` and the
-speed-up rows / maps measured in this one process.
+OT loss + backward + Adam, `benchmarks/bench_train.py`) with either layout, alternating, for
+the synthetic demo (batch 32) and the LIDC paper config (batch 4), and reports the best of
+`--rounds` and the speed-up rows / maps measured in this one process.
 """
 
 import argparse
@@ -16,11 +16,12 @@ import time
 import torch
 
 try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_head_layout)
+    import research._path  # noqa: F401  (python -m research.head_layout)
 except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_head_layout.py)
+    import _path  # noqa: F401  (python research/head_layout.py)
 import models.fast_head as fast_head_module
 from benchmarks.bench_train import build_model_and_step
+from benchmarks.provenance import provenance
 from utils.config.config import load_config
 from utils.runtime.cpu_memory import reuse_freed_memory
 
@@ -56,6 +57,7 @@ def main() -> None:
                            "speedup": round(best["rows"] / best["maps"], 3)}
     finally:
         fast_head_module.maps_layout = maps
+    out["provenance"] = provenance()
     print(json.dumps(out))
 
 
