@@ -1,4 +1,4 @@
-"""Time the metrics and the OT loss on the sizes named in the core issue; prints one JSON object.
+"""Time the metrics and the OT loss on fixed sizes of LIDC and Cityscapes; prints one JSON object.
 
     python benchmarks/bench_metrics.py [--repeats 20] [--threads T]
 

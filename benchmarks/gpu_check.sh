@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared GPU run (issue: speed): LIDC paper config at batch 16 and Cityscapes paper config
-# at batch 12 — plain reference formulation, fp32, bf16 AMP, torch.compile — then the metrics
-# of AMP / compile vs fp32 on the same synthetic batch. Results: JSON lines in $RESULTS.
+# GPU throughput in one session: the LIDC paper config at batch 16 and the Cityscapes paper
+# config at batch 12 (bench_train.py: fp32, bf16 autocast, the plain reference formulation,
+# torch.compile), then the metrics of bf16 / compile against fp32 on the same synthetic batch
+# (bench_amp.py). One JSON line per measurement, each with its provenance, in $RESULTS.
 set -u
 RESULTS=${RESULTS:-${OUT:-.}/gpu_results.jsonl}
 export PYTHONUNBUFFERED=1

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One prepared GPU run of this round's demo recipe (expert coupling, image gate with its refit
-# and flip averaging, maps/rows head paths): the synthetic LIDC demo end to end on CUDA, timed,
-# then the test suite on a machine where CUDA is visible. Logs and results go to $OUT (or
-# ./gpu_out). POT travels as a wheel in .whl/ where the machine has none (installed compiled:
-# without .pyc files, Python 3.12 warns on its sources at import, which two tests read as stderr).
+# The synthetic LIDC demo end to end on CUDA (expert coupling, image gate with its refit and
+# flip averaging, both head layouts), timed, then the test suite on a machine where CUDA is
+# visible. Logs, results and the provenance (provenance.json, also the first line printed) go
+# to $OUT (or ./gpu_out). POT travels as a wheel in .whl/ where the machine has none (installed
+# compiled: without .pyc files, Python 3.12 warns on its sources at import, which two tests read
+# as stderr).
 set -u
 export PYTHONUNBUFFERED=1
 DEST=${OUT:-./gpu_out}
@@ -12,6 +13,8 @@ if ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/site \
     .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
+python3 benchmarks/provenance.py --command "bash benchmarks/gpu_demo_check.sh" \
+  | tee "$DEST/provenance.json"
 nvidia-smi -L
 python3 -c "import torch, ot; print('torch', torch.__version__, torch.cuda.get_device_name(), 'pot', ot.__version__)"
 SECONDS=0
