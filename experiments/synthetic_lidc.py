@@ -10,7 +10,7 @@ The set and the recipe are the ones that learn every mode type with its probabil
 - the annotators trace each outline differently (wobble 0.6 px, no radius jitter), and an image
   shows a halo or a satellite, never both. With the generator's defaults (radius jitter 0.75
   px, up to four modes) MoSE's loss itself prefers experts for a smaller and a larger core to
-  an expert for the satellite (benchmarks/bench_mode_costs.py);
+  an expert for the satellite (research/mode_costs.py);
 - revive_experts: an expert left without annotations in the equal-capacity phase is re-seeded
   from the worst-fitting live one, and the exact coupling of the γ < 1 phases lets the copy
   split off. Without re-seeding, seed 2 of 3 failed (GED ratio 1.43-1.51: one expert nearly
@@ -19,7 +19,7 @@ The set and the recipe are the ones that learn every mode type with its probabil
   to the expert whose samples are nearest on average and is shared among that expert's
   samples. With the per-sample rule one expert per run drew different modes in different
   images and draws, which no weight per expert can follow; with this rule every expert keeps
-  one role (benchmarks/bench_gate_limit.py, expert_roles);
+  one role (research/gate_limit.py, expert_roles);
 - gate_input 'image' and gate_refit_steps: the gate reads the image through a small CNN of its
   own (the cues are the contrast of small regions, which the bottleneck's global average
   blurs), and after training it is fitted anew to the training signal with the backbone and

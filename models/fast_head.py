@@ -349,7 +349,7 @@ def maps_layout(u_d: torch.Tensor, compiled: bool) -> bool:
 
     Maps with the BatchNorm2d modules themselves (PyTorch's kernel for NCHW, the plain head's)
     and batched 1×1 products: a float32 training step on a CPU is 1.5x faster than with rows
-    on the synthetic demo and 1.15x on LIDC (`benchmarks/bench_head_layout.py`). Rows stay
+    on the synthetic demo and 1.15x on LIDC (`research/head_layout.py`). Rows stay
     for the compiled kernels, for bf16 (their statistics in float32) and on GPUs, where only
     the rows were measured.
     """

@@ -3,7 +3,7 @@ configs, not in the authors' code).
 
 During training the gating network learns the expert weights π from the KL term alone, whose
 target changes with every step while the experts and the backbone move, and whose step size the
-schedule has decayed by the time the experts settle. `benchmarks/bench_gate_limit.py` measures
+schedule has decayed by the time the experts settle. `research/gate_limit.py` measures
 what that costs on the synthetic LIDC demo: a new gate fitted to the same training signal on
 the same frozen inputs does better than the trained one on every run measured
 (docs/extensions.md).
