@@ -5,7 +5,7 @@
     python main.py CONFIG --predict IMAGES --out DIR   # predictions + uncertainty for new images
     python main.py CONFIG --set lr=5e-4 --set eval_sample_num=16 --device cpu
     python main.py CONFIG --resume                # continue from the last completed epoch
-    torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP), e.g. one per GPU
+    torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP): docs/distributed.md
 
 The protocol itself (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
 `utils/training/trainer.py`; evaluation of a checkpoint is `utils/evaluation/run.py`. Heavy
@@ -81,6 +81,7 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
 
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.check_shared_folder(run_dir)  # multi-node: rank 0's files reach every rank
     main_rank = distributed.is_main()
     setup_logging(run_dir / "log.txt" if main_rank else None,
                   logging.INFO if main_rank else logging.WARNING)
@@ -92,6 +93,8 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
         reuse_freed_memory()
     seed_everything(cfg.seed)
     if args.predict:
+        if not distributed.first_process_only("--predict"):
+            return {}
         from utils.evaluation.predict import run_prediction
         from utils.evaluation.run import default_checkpoint
 

@@ -85,6 +85,20 @@ def build_dataset(
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
+def _check_shards(split: str, num_items: int, batch_size: int, world: int, drop_last: bool) -> None:
+    """Every process must get at least one full batch of a sharded split it drops the last of.
+
+    Each of the `world` processes takes `num_items // world` items and batches of `batch_size`.
+    """
+    if drop_last and num_items // world < batch_size:
+        raise ValueError(
+            f"the {split} split has {num_items} images, fewer than {world} processes x "
+            f"{split}_batch_size={batch_size} = {world * batch_size} (each process takes "
+            f"{split}_batch_size images per step): lower {split}_batch_size or launch fewer "
+            "processes"
+        )
+
+
 def _make_loader(
     ds: Dataset, split: str, batch_size: int, num_w: int, seed: int, distributed: bool
 ) -> DataLoader:
@@ -93,6 +107,7 @@ def _make_loader(
     sampler = None
     if distributed:
         sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        _check_shards(split, len(ds), batch_size, sampler.num_replicas, drop_last)
     generator = torch.Generator()
     generator.manual_seed(seed)
     if drop_last and len(ds) < batch_size:

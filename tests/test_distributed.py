@@ -1,22 +1,31 @@
-"""DDP: evaluation shards cover every image once, sampling ignores the world size, and torchrun
-with 2 CPU processes (gloo) trains and evaluates exactly like one process."""
+"""DDP: evaluation shards cover every image once, sampling ignores the world size, torchrun
+with 2 CPU processes (gloo) evaluates exactly like one process, --predict runs on rank 0 alone,
+and the usual launch mistakes end with one line. Training with torchrun (two nodes, resume):
+tests/test_multinode.py."""
 
+import functools
 import json
 import os
+import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+import data.loaders
 import main
+from data.loaders import build_dataloaders
 from data.synthetic import make_lidc
 from utils import build
 from utils.config.config import load_config
+from utils.config.errors import error_line
 from utils.runtime import distributed
-from utils.runtime.checkpoint import load_model_weights
 from utils.runtime.distributed import EvalBatchSampler, batch_generator
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # the `torchrun` command
@@ -91,33 +100,6 @@ def torchrun(nproc: int, args: list) -> subprocess.CompletedProcess:
     return proc
 
 
-def records(run: Path) -> list:
-    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def test_two_gloo_processes_train_one_epoch_then_resume(tmp_path):
-    make_lidc(str(tmp_path / "data"), n_train=8, n_val=4, n_test=1, size=16, seed=0)
-    torchrun(2, tiny_args(tmp_path))
-    run = tmp_path / "log" / "synthetic" / "synthetic_lidc"
-    assert [r["epoch"] for r in records(run)] == [0, 1]  # written by rank 0 only
-    assert records(run)[1]["train_steps"] == 2  # 8 images = 2 steps x 2 ranks x batch 2
-    assert (run / "log.txt").read_text().count("2 process(es)") == 1
-    assert (run / "log.txt").read_text().count("gate refit (20 steps") == 1  # every rank, one log
-    assert len(list((tmp_path / "runs" / "synthetic" / "synthetic_lidc").iterdir())) == 1
-    for name in ("synthetic_lidc_best_ged.pth", "synthetic_lidc_last.pth"):
-        weights = torch.load(run / name, weights_only=True)
-        assert not any(k.startswith("module.") for k in weights)  # saved unwrapped
-        cfg = load_config("experiments/synthetic_lidc.py", ["num_filters=[4, 8]", "latent_dim=1"])
-        load_model_weights(build.build_model(cfg), weights)
-    state = torch.load(run / "synthetic_lidc_resume.pth", weights_only=True)
-    assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["progress"]["epoch"] == 1
-    assert not torch.equal(state["rng"][0]["latent"], state["rng"][1]["latent"])  # seed + rank
-    torchrun(2, tiny_args(tmp_path, "--resume", "--set", "epochs=2"))
-    assert [r["epoch"] for r in records(run)] == [0, 1, 2]
-    assert torch.load(run / "synthetic_lidc_resume.pth", weights_only=True)["progress"][
-        "epoch"] == 2
-
-
 def test_one_and_two_processes_evaluate_alike(tmp_path):
     make_lidc(str(tmp_path / "data"), n_train=2, n_val=2, n_test=5, size=16, seed=0)
     cfg = load_config(None, ["num_filters=[4, 8]", "sample_per_mode=2", "gate_input='image'"])
@@ -139,3 +121,138 @@ def test_one_and_two_processes_evaluate_alike(tmp_path):
     for key in ("ged", "miou", "ece", "true_ged", "mode_mass_error"):
         assert one[key] == two[key], key
     assert one["ece_bins"] == two["ece_bins"] and 0 < one["ece"] < 1
+
+
+def as_torchrun_process(monkeypatch, rank: int, world: int, **env: str) -> None:
+    """Set the variables torchrun gives process `rank` of `world` (no process group)."""
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_cuda_without_gpus_under_torchrun_is_one_line(monkeypatch, tmp_path):
+    as_torchrun_process(monkeypatch, 1, 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["main.py", *tiny_args(tmp_path, "--device", "cuda")])
+    with pytest.raises(SystemExit) as info:
+        main.cli()
+    assert info.value.code == ("error: rank 1: device 'cuda' was requested but no CUDA GPU is "
+                               "available to torch; use --device cpu (torchrun's processes then "
+                               "use gloo instead of NCCL)")
+    assert not dist.is_initialized()
+
+
+def test_nccl_needs_a_gpu_per_process_and_an_nccl_build(monkeypatch):
+    as_torchrun_process(monkeypatch, 1, 2)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=1 but this node has 1 visible GPUs: "
+                                         "--nproc_per_node must not exceed the GPUs per node"):
+        distributed.setup(torch.device("cuda"))
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    with pytest.raises(ValueError, match="needs NCCL, which this PyTorch build lacks"):
+        distributed.setup(torch.device("cuda"))
+    assert not dist.is_initialized()
+
+
+@pytest.mark.parametrize("batch_size,steps", [(2, 1), (3, None)])
+def test_training_split_must_give_every_process_a_batch(tmp_path, monkeypatch, batch_size, steps):
+    make_lidc(str(tmp_path), n_train=9, n_val=1, n_test=1, size=8, seed=0)
+    # 4 processes: 9 // 4 = 2 images each (one dropped), enough for batches of 2, not of 3
+    monkeypatch.setattr(data.loaders, "DistributedSampler",
+                        functools.partial(DistributedSampler, num_replicas=4, rank=0))
+
+    def train_loader():
+        return build_dataloaders("lidc", str(tmp_path), train_batch_size=batch_size,
+                                 splits=("train",), distributed=True)["train"]
+
+    if steps is not None:
+        assert len(train_loader()) == steps
+        return
+    with pytest.raises(ValueError) as info:
+        train_loader()
+    assert str(info.value) == ("the train split has 9 images, fewer than 4 processes x "
+                               "train_batch_size=3 = 12 (each process takes train_batch_size "
+                               "images per step): lower train_batch_size or launch fewer "
+                               "processes")
+
+
+def test_evaluation_with_more_processes_than_batches_warns_once(monkeypatch):
+    warnings = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    monkeypatch.setattr(distributed, "_IDLE_WARNED", set())
+    monkeypatch.setattr(distributed.logger, "warning", warnings.append)
+    loader = DataLoader(TensorDataset(torch.arange(3)), batch_size=2, shuffle=False)
+    for _ in range(2):  # e.g. two validations
+        shard = distributed.shard_eval_loader(loader)
+        assert [b[0].tolist() for b in shard] == [[0, 1]]  # rank 0: batch 0; rank 1: batch 1
+    assert warnings == ["an evaluation split of 3 images gives 2 batch(es) for 4 processes: "
+                        "2 process(es) wait during its evaluation (the results do not change; "
+                        "a smaller batch size shares it out)"]
+
+
+def test_a_process_group_that_does_not_form_is_one_line(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # rank 0 of 2 waits for a rank 1 that is never launched
+    as_torchrun_process(monkeypatch, 0, 2, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    monkeypatch.setattr(distributed, "INIT_TIMEOUT", timedelta(seconds=1))
+    with pytest.raises(distributed.RendezvousError) as info:
+        distributed.setup(torch.device("cpu"))
+    line = error_line(info.value)
+    assert line.startswith(f"error: rank 0: could not join the process group of 2 processes at "
+                           f"127.0.0.1:{port} (")
+    assert line.endswith("check that this address and port are reachable from every node (the "
+                         "head node's address, a free port, no firewall), that every node is "
+                         "launched, and that all use the same --nnodes, --nproc_per_node and "
+                         "--rdzv_id")
+    assert "\n" not in line and not dist.is_initialized()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_run_folder_the_nodes_do_not_share_is_an_error(tmp_path, monkeypatch, shared):
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    node0.mkdir()
+    node1.mkdir()
+    seen_by_rank1 = node0 if shared else node1  # where rank 1's log_root points
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    calls = []
+
+    def gather(items):  # rank 0's items, then what rank 1 sends from its view of the folder
+        calls.append(items)
+        if len(calls) == 1:
+            return list(items)  # the token, from rank 0
+        marker = seen_by_rank1 / ".shared_folder_check"
+        return list(items) + [(1, marker.is_file() and marker.read_text() == calls[0][0])]
+
+    monkeypatch.setattr(distributed, "gather_objects", gather)
+    if shared:
+        distributed.check_shared_folder(node0)
+    else:
+        with pytest.raises(ValueError, match=r"processes \[1\] do not see the files rank 0 "
+                                             "writes in .*node0: under multi-node training "
+                                             "log_root must be a folder every node shares"):
+            distributed.check_shared_folder(node0)
+    assert len(calls) == 2 and not list(node0.iterdir())  # the marker is removed
+
+
+def test_predict_under_torchrun_runs_on_rank_0_alone(monkeypatch, tmp_path):
+    infos = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "check_shared_folder", lambda folder: None)
+    monkeypatch.setattr("utils.evaluation.predict.run_prediction",
+                        lambda *args: pytest.fail("rank 1 predicts"))
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    out = tmp_path / "out"
+    args = tiny_args(tmp_path, "--predict", str(tmp_path / "images"), "--out", str(out))
+    assert main.main(args) == {} and not out.exists()
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    monkeypatch.setattr(distributed.logger, "info", infos.append)
+    assert distributed.first_process_only("--predict")
+    assert infos == ["--predict runs on one process: rank 0 does all of it, the other 1 "
+                     "process(es) exit"]

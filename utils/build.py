@@ -26,8 +26,10 @@ from utils.runtime.logger import logger
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available else cpu; 'cuda' without a GPU is an error."""
     if name == "cuda" and not torch.cuda.is_available():
+        under_torchrun = (" (torchrun's processes then use gloo instead of NCCL)"
+                          if distributed.launched_by_torchrun() else "")
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available to torch; "
-                         "use --device cpu")
+                         "use --device cpu" + under_torchrun)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

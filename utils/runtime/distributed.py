@@ -11,11 +11,19 @@ instead (`EvalBatchSampler`): batch j of the unsharded, in-order split goes to r
 is padded or repeated, and the per-batch results are gathered and combined in batch order
 (`utils.evaluation.loop.evaluate`). Each batch draws its samples from a generator seeded by
 (eval_seed, j) (`batch_generator`), so GED, M-IoU and ECE equal a single-process run's.
+
+Launch mistakes end with one line (`main.cli`): `--device cuda` without a GPU or without NCCL,
+more processes than GPUs, a process group that does not form (`RendezvousError`), a run folder
+that the nodes do not share (`check_shared_folder`), and (`data.loaders`) a training split too
+small to give every process one batch. Users' documentation: docs/distributed.md.
 """
 
 import logging
 import os
-from typing import Any, Iterator, List, Tuple
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,6 +34,13 @@ from torch.utils.data import DataLoader, Sampler
 logger = logging.getLogger("mose")
 
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+# how long `init_process_group` waits for every process (None: PyTorch's default)
+INIT_TIMEOUT: Optional[timedelta] = None
+_IDLE_WARNED = set()  # (batches, world) of evaluation loaders already warned about
+
+
+class RendezvousError(ValueError):
+    """The processes did not form a process group (a user error: `main.cli` prints one line)."""
 
 
 def launched_by_torchrun() -> bool:
@@ -56,6 +71,8 @@ def is_main() -> bool:
 def setup(device: torch.device) -> torch.device:
     """Join torchrun's process group, if launched by torchrun; return this rank's device.
 
+    The backend follows the device: NCCL on GPUs, gloo on CPUs.
+
     Args:
         device: the resolved device ('cuda' or 'cpu').
     Returns:
@@ -64,15 +81,45 @@ def setup(device: torch.device) -> torch.device:
     if not launched_by_torchrun() or is_distributed():
         return device
     if device.type == "cuda":
-        local_rank = int(os.environ["LOCAL_RANK"])
-        if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={local_rank} but this node has "
-                             f"{torch.cuda.device_count()} visible GPUs: --nproc_per_node must "
-                             "not exceed the GPUs per node")
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        device = _local_gpu()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    try:
+        dist.init_process_group(backend, timeout=INIT_TIMEOUT)
+    except dist.DistError as err:
+        raise RendezvousError(rendezvous_message(err)) from err
     return device
+
+
+def _local_gpu() -> torch.device:
+    """GPU LOCAL_RANK of this node, after checking that it exists and that NCCL is built."""
+    if not dist.is_nccl_available():
+        raise ValueError("device 'cuda' under torchrun needs NCCL, which this PyTorch build "
+                         "lacks; install a CUDA build of PyTorch with NCCL, or use --device cpu "
+                         "(gloo)")
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if local_rank >= torch.cuda.device_count():
+        raise ValueError(f"LOCAL_RANK={local_rank} but this node has "
+                         f"{torch.cuda.device_count()} visible GPUs: --nproc_per_node must "
+                         "not exceed the GPUs per node")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def rendezvous_message(err: BaseException) -> str:
+    """What to check when `init_process_group` fails (timeout, refused or unreachable address).
+
+    Args:
+        err: PyTorch's error.
+    Returns:
+        One line naming this rank, the address the processes meet at and the usual causes.
+    """
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    reason = " ".join(str(err).split())[:300]
+    return (f"could not join the process group of {os.environ.get('WORLD_SIZE', '?')} processes "
+            f"at {where} ({reason}); check that this address and port "
+            "are reachable from every node (the head node's address, a free port, no firewall), "
+            "that every node is launched, and that all use the same --nnodes, --nproc_per_node "
+            "and --rdzv_id")
 
 
 def cleanup() -> None:
@@ -85,6 +132,49 @@ def barrier() -> None:
     """Wait for every rank (no-op for one process)."""
     if is_distributed():
         dist.barrier()
+
+
+def check_shared_folder(folder: Path) -> None:
+    """Check that every process sees the files rank 0 writes in `folder` (the run folder).
+
+    Rank 0 writes the checkpoints and the resume state; every rank reads them back (resume,
+    gate refit, test of the best checkpoint), so under multi-node training `log_root` must be a
+    folder all nodes share. Rank 0 writes a marker with a fresh token, every rank reads it, rank
+    0 removes it. No-op for one process.
+
+    Args:
+        folder: the run folder (created on every rank).
+    Raises:
+        ValueError: naming the ranks that do not see rank 0's marker.
+    """
+    if world_size() == 1:
+        return
+    marker = Path(folder) / ".shared_folder_check"
+    if is_main():
+        marker.write_text(uuid.uuid4().hex)
+    token = gather_objects([marker.read_text()] if is_main() else [])[0]
+    seen = marker.is_file() and marker.read_text() == token
+    blind = [r for r, ok in gather_objects([(rank(), seen)]) if not ok]
+    if is_main():
+        marker.unlink()
+    if blind:
+        raise ValueError(f"processes {blind} do not see the files rank 0 writes in {folder}: "
+                         "under multi-node training log_root must be a folder every node "
+                         "shares (not a node-local disk such as /tmp)")
+
+
+def first_process_only(task: str) -> bool:
+    """True on rank 0; under DDP rank 0 logs that `task` runs on it alone.
+
+    Args:
+        task: what runs on one process, e.g. '--predict'.
+    Returns:
+        Whether this process runs the task (the others have nothing to do and exit).
+    """
+    if world_size() > 1 and is_main():
+        logger.info(f"{task} runs on one process: rank 0 does all of it, the other "
+                    f"{world_size() - 1} process(es) exit")
+    return is_main()
 
 
 def prepare_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
@@ -209,7 +299,7 @@ class EvalBatchSampler(Sampler):
 
     def __init__(self, num_items: int, batch_size: int, drop_last: bool, rank: int, world: int):
         num_batches = num_items // batch_size if drop_last else -(-num_items // batch_size)
-        self.batch_size, self.num_items = batch_size, num_items
+        self.batch_size, self.num_items, self.num_batches = batch_size, num_items, num_batches
         self.batch_ids = list(range(rank, num_batches, world))
 
     def positions(self) -> Iterator[Tuple[int, int]]:
@@ -227,6 +317,9 @@ class EvalBatchSampler(Sampler):
 def shard_eval_loader(loader: DataLoader) -> DataLoader:
     """This rank's share of an in-order evaluation loader (the loader itself for one process).
 
+    A split with fewer batches than processes is still evaluated exactly (some processes get
+    no batch); rank 0 warns once per split size, since those processes only wait.
+
     Args:
         loader: a validation / test loader, not shuffled, with `batch_size` and `drop_last`.
     Returns:
@@ -236,9 +329,21 @@ def shard_eval_loader(loader: DataLoader) -> DataLoader:
         return loader
     sampler = EvalBatchSampler(len(loader.dataset), loader.batch_size, loader.drop_last,
                                rank(), world_size())
+    _warn_idle(len(loader.dataset), sampler.num_batches)
     return DataLoader(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
                       worker_init_fn=loader.worker_init_fn, generator=loader.generator,
                       pin_memory=loader.pin_memory)
+
+
+def _warn_idle(num_items: int, batches: int) -> None:
+    """Warn (rank 0, once per split size) when some processes get no evaluation batch."""
+    world = world_size()
+    if batches >= world or (batches, world) in _IDLE_WARNED or not is_main():
+        return
+    _IDLE_WARNED.add((batches, world))
+    logger.warning(f"an evaluation split of {num_items} images gives {batches} batch(es) for "
+                   f"{world} processes: {world - batches} process(es) wait during its "
+                   "evaluation (the results do not change; a smaller batch size shares it out)")
 
 
 def batch_positions(loader: DataLoader) -> Iterator[Tuple[int, int]]:
