@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(p for folder in ("models", "data", "utils", "benchmarks", "tests", "experiments")
+SOURCES = sorted(p for folder in ("models", "data", "utils", "benchmarks", "research", "tests",
+                                  "experiments")
                  for p in (ROOT / folder).rglob("*.py")) + [ROOT / "main.py"]
 
 
