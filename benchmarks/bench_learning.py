@@ -22,12 +22,13 @@ sample weights. `--reuse` skips training where the run folder already holds test
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
@@ -36,6 +37,9 @@ try:
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_learning.py)
 
+from benchmarks.ablations import ABLATIONS, run_name, training_rows
+from benchmarks.provenance import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 MODE_TYPES = ("nothing", "core", "extended", "satellite")
 FLIP_NAMES = ("sidewalk", "person", "car", "vegetation", "road")
@@ -43,33 +47,83 @@ IOU_CLASSES = {"sidewalk": (2, 20), "person": (12, 21), "car": (14, 22)}  # 25-i
 HEADLINE = ("ged", "true_ged", "ged_ratio", "miou", "ece", "mode_mass_error", "wall_s")
 
 
-def train_and_test(config: str, seed: int, args: argparse.Namespace) -> Path:
+def train_and_test(config: str, seed: int, args: argparse.Namespace, name: str = "",
+                   settings: Sequence[str] = ()) -> Path:
     """Run main.py for one config and seed (unless `--reuse` finds its test results).
 
     Args:
         config: config name in experiments/ (without .py).
         seed: the run's `seed` setting.
-        args: parsed command line (epochs, threads, log root, reuse).
+        args: parsed command line (epochs, threads, log root, reuse, settings for every run).
+        name: the run's name; default `<config><tag>`.
+        settings: `--set` items of this run (after those of the command line).
 
     Returns:
         The run folder; `wall_s.txt` in it holds the wall-clock seconds of the command.
     """
-    name = f"{config}{args.tag}_seed{seed}"
-    cfg_file = ROOT / "experiments" / f"{config}.py"
+    name = f"{name or config + args.tag}_seed{seed}"
     run_dir = ROOT / args.log_root / "synthetic" / name
     if args.reuse and (run_dir / "test").is_dir():
         return run_dir
-    cmd = [sys.executable, "main.py", str(cfg_file), "--set", f"seed={seed}",
-           "--set", f"experiment_name={name}", "--set", f"log_root={args.log_root}",
-           "--set", "test_after_training=True"]
+    cmd = main_command(config, seed, name, args, [*args.set, *settings])
+    cmd += ["--set", "test_after_training=True"]
     if args.epochs is not None:
         cmd += ["--set", f"epochs={args.epochs}"]
-    for setting in args.set:
-        cmd += ["--set", setting]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=ROOT, env=run_env(args), check=True, stdout=subprocess.DEVNULL)
     (run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    return run_dir
+
+
+def main_command(config: str, seed: int, name: str, args: argparse.Namespace,
+                 settings: Sequence[str]) -> List[str]:
+    """`python main.py experiments/<config>.py` with the run's seed, name, log root, settings."""
+    cmd = [sys.executable, "main.py", str(ROOT / "experiments" / f"{config}.py"),
+           "--set", f"seed={seed}", "--set", f"experiment_name={name}",
+           "--set", f"log_root={args.log_root}"]
+    for setting in settings:
+        cmd += ["--set", setting]
+    return cmd
+
+
+def run_env(args: argparse.Namespace) -> Dict[str, str]:
+    """The environment of a run: the command line's thread count."""
+    return dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+
+
+def evaluate_variant(row: str, seed: int, args: argparse.Namespace,
+                     rows: Dict[str, Dict[str, Any]]) -> Path:
+    """Evaluate a training row's checkpoint on the test split with other evaluation settings.
+
+    Args:
+        row: the ablation row (`from_row`, `checkpoint` 'best' or 'before_refit',
+            `eval_settings`).
+        seed: the seed of the training run.
+        args: parsed command line.
+        rows: the ablation's rows.
+
+    Returns:
+        The row's run folder, with `config.json` (the resolved settings of the evaluation) and
+        `wall_s.txt` (the training run's wall-clock: the variant costs what its training cost).
+    """
+    spec = rows[row]
+    base = rows[spec["from_row"]]
+    base_dir = ROOT / args.log_root / "synthetic" / f"{run_name(spec['from_row'])}_seed{seed}"
+    name = f"{run_name(row)}_seed{seed}"
+    run_dir = ROOT / args.log_root / "synthetic" / name
+    if not (args.reuse and (run_dir / "test").is_dir()):
+        suffix = "_before_refit" if spec["checkpoint"] == "before_refit" else ""
+        base_cfg = read_json(base_dir / "config.json")
+        ckpt = base_dir / f"{base_cfg['experiment_name']}_best_ged{suffix}.pth"
+        cmd = main_command(base["config"], seed, name, args,
+                           [*args.set, *base.get("settings", []), *spec["eval_settings"]])
+        if args.epochs is not None:
+            cmd += ["--set", f"epochs={args.epochs}"]
+        cmd += ["--demo", "test", "--ckpt", str(ckpt)]
+        subprocess.run(cmd, cwd=ROOT, env=run_env(args), check=True, stdout=subprocess.DEVNULL)
+        res = read_json(next((run_dir / "test").glob("results_*.json")))
+        (run_dir / "config.json").write_text(json.dumps(res["config"], indent=1) + "\n")
+        shutil.copyfile(base_dir / "wall_s.txt", run_dir / "wall_s.txt")
     return run_dir
 
 
@@ -226,10 +280,59 @@ def markdown(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ablation_table(results: Dict[str, Any]) -> str:
+    """One row per ablation row: the headline figures as mean (min–max) over the seeds."""
+    first = next(iter(results["configs"].values()))["summary"]
+    figures = [("GED ratio", "ged_ratio", 1), ("mode-mass error", "mode_mass_error", 1),
+               ("M-IoU", "miou", 1), ("ECE %", "ece", 100)]
+    figures += [(f"{t} mass", f"{t} predicted", 1) for t in MODE_TYPES
+                if f"{t} predicted" in first]
+    figures += [(f"{c} flip", f"flip {c} predicted", 1) for c in FLIP_NAMES
+                if f"flip {c} predicted" in first]
+    if "mode_tv" in first:
+        figures.append(("mode TV", "mode_tv", 1))
+    lines = ["| Row | " + " | ".join(f for f, _, _ in figures) + " |",
+             "|---" * (len(figures) + 1) + "|"]
+    truth = [f"{first[k.replace('predicted', 'true')]['mean']:.3f}" if "predicted" in k else ""
+             for _, k, _ in figures]
+    if any(truth):
+        lines.append("| true distribution | " + " | ".join(truth) + " |")
+    for row, entry in results["configs"].items():
+        cells = [f"{s['mean'] * x:.3f} ({s['min'] * x:.3f}–{s['max'] * x:.3f})"
+                 for s, x in ((entry["summary"][k], x) for _, k, x in figures)]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_ablation(name: str, args: argparse.Namespace) -> Dict[str, Path]:
+    """Train every training row of an ablation over the seeds, then evaluate the other rows.
+
+    Returns:
+        (row, seed) -> run folder.
+    """
+    rows = ABLATIONS[name]
+    jobs = [(row, seed) for row in training_rows(rows) for seed in args.seeds]
+
+    def train(job: tuple) -> Path:
+        row, seed = job
+        spec = rows[row]
+        return train_and_test(spec["config"], seed, args, run_name(row), spec.get("settings", []))
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        run_dirs = dict(zip(jobs, pool.map(train, jobs)))
+    for row in rows:
+        if "from_row" in rows[row]:
+            for seed in args.seeds:
+                run_dirs[row, seed] = evaluate_variant(row, seed, args, rows)
+    return run_dirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["synthetic_lidc", "synthetic_cityscapes"])
+    parser.add_argument("--ablation", choices=sorted(ABLATIONS),
+                        help="run an ablation's rows (benchmarks/ablations.py) instead of configs")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
@@ -241,24 +344,34 @@ def main() -> None:
                         help="a setting passed to every run (repeatable)")
     parser.add_argument("--tag", default="", help="appended to the config name in run names")
     args = parser.parse_args()
-    results = {"command": " ".join(sys.argv), "configs": {}}
-    jobs = [(config, seed) for config in args.configs for seed in args.seeds]
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        run_dirs = dict(zip(jobs, pool.map(lambda job: train_and_test(*job, args), jobs)))
-    for config in args.configs:
+    command = " ".join(["python", *sys.argv])
+    if args.ablation:
+        run_dirs = run_ablation(args.ablation, args)
+        names = list(ABLATIONS[args.ablation])
+    else:
+        jobs = [(config, seed) for config in args.configs for seed in args.seeds]
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            run_dirs = dict(zip(jobs, pool.map(lambda job: train_and_test(*job, args), jobs)))
+        names = args.configs
+    results = {"provenance": provenance(command), "command": command, "configs": {}}
+    results["provenance"]["threads"] = args.threads
+    for config in names:
         runs = []
         for seed in args.seeds:
             run = collect(run_dirs[config, seed])
             runs.append(dict(seed=seed, **run))
             print(json.dumps({"config": config, "seed": seed, "ged_ratio": run["ged_ratio"],
                               "mode_mass_error": run["mode_mass_error"]}), flush=True)
-        results["configs"][config + args.tag] = dict(seeds=args.seeds, runs=runs,
-                                                     summary=summarise(runs))
+        key = config if args.ablation else config + args.tag
+        results["configs"][key] = dict(seeds=args.seeds, runs=runs, summary=summarise(runs))
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    text = markdown(results)
+    if args.ablation:
+        text = f"`{command}`\n\n{ablation_table(results)}\n\n{text}"
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

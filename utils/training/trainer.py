@@ -64,11 +64,17 @@ def refit_best_checkpoint(cfg: Config, device: torch.device, run_dir: Path) -> N
 
     Under DDP every rank refits on the whole training split (the same computation), takes rank
     0's result and validates on its share of the batches, as during training; rank 0 saves.
-    The refit's targets do not depend on the gate, so running it again (e.g. after a resumed
-    run that had already finished) gives the same weights.
+    The weights before the refit are kept as `<name>_best_ged_before_refit.pth` (written once
+    per best checkpoint; a new best checkpoint removes it) and the refit always starts from
+    them, so running it again (e.g. after a resumed run that had already finished) gives the
+    same weights, and the effect of the refit can be measured on the same run.
     """
     ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
-    model = load_model_weights(build_model(cfg), ckpt).to(device)
+    before_refit = pre_refit_path(run_dir, cfg.experiment_name)
+    if is_main() and not before_refit.is_file():
+        shutil.copyfile(ckpt, before_refit)
+    distributed.barrier()
+    model = load_model_weights(build_model(cfg), before_refit).to(device)
     loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
     keys = ("ged", "ged_ratio", "mode_mass_error")
 
@@ -86,6 +92,11 @@ def refit_best_checkpoint(cfg: Config, device: torch.device, run_dir: Path) -> N
     if is_main():
         save_checkpoint(model.state_dict(), ckpt)
     distributed.barrier()
+
+
+def pre_refit_path(run_dir: Path, name: str) -> Path:
+    """Where the best checkpoint's weights before the gate refit are kept."""
+    return run_dir / f"{name}_best_ged_before_refit.pth"
 
 
 def validate_and_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any,
@@ -109,6 +120,7 @@ def validate_and_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
         if is_main():
             save_checkpoint(model.state_dict(), run_dir / f"{name}_best_ged.pth")
             save_checkpoint(optimizer.state_dict(), run_dir / f"{name}_best_ged_optim.pth")
+            pre_refit_path(run_dir, name).unlink(missing_ok=True)  # belongs to an older best
     return results, best_ged
 
 
