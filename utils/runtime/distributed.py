@@ -37,6 +37,8 @@ TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 # how long `init_process_group` waits for every process (None: PyTorch's default)
 INIT_TIMEOUT: Optional[timedelta] = None
 _IDLE_WARNED = set()  # (batches, world) of evaluation loaders already warned about
+# what a failed rendezvous raises (older PyTorch: a plain RuntimeError)
+JOIN_ERRORS = (getattr(dist, "DistError", RuntimeError),)
 
 
 class RendezvousError(ValueError):
@@ -85,7 +87,7 @@ def setup(device: torch.device) -> torch.device:
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
         dist.init_process_group(backend, timeout=INIT_TIMEOUT)
-    except dist.DistError as err:
+    except JOIN_ERRORS as err:
         raise RendezvousError(rendezvous_message(err)) from err
     return device
 
@@ -111,7 +113,7 @@ def rendezvous_message(err: BaseException) -> str:
     Args:
         err: PyTorch's error.
     Returns:
-        One line naming this rank, the address the processes meet at and the usual causes.
+        One line: the number of processes, the address they meet at and what to check.
     """
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     reason = " ".join(str(err).split())[:300]
