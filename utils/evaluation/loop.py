@@ -48,7 +48,8 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.devic
         desc: progress bar label.
     Returns:
         dict with `ged`, `miou`, `ece` (fraction), `num_images`, `representation`,
-        `num_samples`, `ece_bins` (`StreamingECE.bins()`, for the reliability diagram), and
+        `num_samples`, `ece_bins` (`StreamingECE.bins()`, for the reliability diagram),
+        `per_image` (`ged` and `miou` of every image in loader order, NaN where undefined), and
         when available `true_ged`, `ged_ratio`, `mode_mass_error`. Under DDP, with the loader
         from `utils.runtime.distributed.shard_eval_loader`, every rank returns the results over the
         whole split, each image counted once (per-batch results gathered, combined in order).
@@ -105,7 +106,9 @@ def _summarise(records: list, cfg: Any, model: nn.Module) -> Dict[str, Any]:
     results = dict(ged=_nanmean(per_image["ged"]), miou=_nanmean(per_image["miou"]),
                    ece=float(ece.compute()) if num_images else math.nan, num_images=num_images,
                    representation="standard" if standard else "compact",
-                   num_samples=num_samples, ece_bins=ece.bins())
+                   num_samples=num_samples, ece_bins=ece.bins(),
+                   per_image={key: torch.cat(per_image[key]).tolist() if per_image[key] else []
+                              for key in ("ged", "miou")})
     if per_image["true_ged"] and sum(len(v) for v in per_image["true_ged"]) == num_images:
         results["true_ged"] = _nanmean(per_image["true_ged"])
         # the true distribution can equal the annotations (Cityscapes: GED 0): no ratio then

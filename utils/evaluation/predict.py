@@ -22,6 +22,8 @@ Per image, in DIR: `<stem>_prediction.npz` with
 and `<stem>_prediction.png`, a figure of all that over the image (`--no-figures` skips it: on a
 CPU the figure takes about 99% of the time per image). `predictions.csv` holds one
 row per image: file, size, π_k, and the per-image means of the three uncertainty maps.
+`index.html` is the review page of the run (most ambiguous first; `review_cards`), over the
+strips in `review/` (none with `--no-figures`).
 
 Batch j samples from a generator seeded by (eval_seed, j), as in evaluation: the same INPUT,
 `test_batch_size` and `eval_seed` give identical files. An image that cannot be read or does
@@ -295,16 +297,22 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_predictor(cfg, ckpt, device)
-    rows, failures = _predict_all(model, paths, out, cfg, device, figures)
+    from utils.evaluation.review_cards import PredictionReview
+
+    review = PredictionReview(out, figures)
+    rows, failures = _predict_all(model, paths, out, cfg, device, figures, review)
     csv_path = write_csv(out, [rows[p] for p in paths if p in rows])
-    logger.info(f"predict: {len(rows)} of {len(paths)} images written to {out} ({csv_path.name})")
+    page = review.write(cfg, input_path, paths, ckpt, len(failures))
+    logger.info(f"predict: {len(rows)} of {len(paths)} images written to {out} ({csv_path.name}, "
+                f"review page {page.name})")
     report_failures(out, paths, failures)
     return dict(num_images=len(paths), num_written=len(rows), out=str(out), csv=str(csv_path))
 
 
 def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Config,
-                 device: torch.device, figures: bool) -> tuple:
-    """Predict and write every input; returns (path -> CSV row, path -> failure message)."""
+                 device: torch.device, figures: bool, review: Any) -> tuple:
+    """Predict and write every input and its review card (`review.add`); returns
+    (path -> CSV row, path -> failure message)."""
     representation = "standard" if cfg.eval_sample_num else "compact"
     rows: Dict[str, Dict[str, Any]] = {}
     failures: Dict[str, str] = {}
@@ -317,6 +325,7 @@ def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Confi
             try:
                 one = {k: v[b] for k, v in arrays.items()}
                 rows[item.path] = write_outputs(out, item, one, cfg, representation, figures)
+                review.add(item.path, item.stem, item.raw, one)
             except (OSError, ValueError) as err:
                 failures[item.path] = f"{item.path}: its outputs could not be written ({err})"
         bar.update(len(rows) + len(failures) - bar.n)

@@ -5,7 +5,9 @@
   marginal and entropy; `figures/reliability_<tag>.png` from the evaluation's ECE bins;
 - `mode_calibration.json` / `.png` where the dataset knows its true modes
   (`utils.evaluation.calibration`);
-- `sweep.json` / `.png` with `sweep=True` (`utils.evaluation.sweep`).
+- `sweep.json` / `.png` with `sweep=True` (`utils.evaluation.sweep`);
+- `index.html`, the review page of every image, with `per_image.csv` and `review/` (with
+  `num_figures` > 0; `utils.evaluation.review_cards`).
 
 Also the validation-time TensorBoard sample grid of the training loop.
 """
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from utils.evaluation.calibration import ModeCalibration
 from utils.evaluation.metrics import hard_labels
 from utils.evaluation.results import true_modes_batch
+from utils.evaluation.review_cards import EvaluationReview
 from utils.evaluation.sweep import has_experts, sample_count_sweep, sampling
 from utils.evaluation.visualize import (
     calibration_figure,
@@ -71,10 +74,11 @@ def _truth_known(loader: DataLoader) -> bool:
 
 @torch.no_grad()
 def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.device,
-                 figure_dir: Path, split: str) -> Optional[ModeCalibration]:
+                 figure_dir: Path, split: str,
+                 review: Optional[EvaluationReview] = None) -> Optional[ModeCalibration]:
     """Sample grids of the first `cfg.num_figures` images and, with a known truth, the mode
     calibration of the whole split, from one pass in the compact representation (a baseline:
-    its `eval_sample_num` uniform samples).
+    its `eval_sample_num` uniform samples); with `review`, the review cards of every image.
 
     Returns:
         The filled `ModeCalibration`, or None when the dataset has no true modes.
@@ -86,12 +90,14 @@ def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.d
                                       flips=cfg.dataset == "cityscapes", seed=cfg.eval_seed)
     generator, start = make_generator(cfg.eval_seed, device), 0
     for x, labels, label_probs in loader:
-        if calibration is None and start >= cfg.num_figures:
+        if calibration is None and review is None and start >= cfg.num_figures:
             break
         x, labels = x.to(device), labels.to(device)
         with sampling(model, None):
             out = model(x, label=labels if cfg.masked_pred else None, generator=generator)
         samples = hard_labels(out["pred"])  # (B, N, H, W)
+        if review is not None:
+            review.add_batch(x, labels, label_probs, out)
         for b in range(max(0, min(x.shape[0], cfg.num_figures - start))):
             item = figure_item(x, labels, label_probs, out, samples, b, cfg.softmax,
                                cfg.masked_pred, cfg.dataset == "cityscapes")
@@ -115,7 +121,7 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
         device: where to compute.
         out_dir: `<run>/<split>`.
         results: `utils.evaluation.loop.evaluate` output (`ece_bins`, `tag`, `split`,
-            `representation` are used).
+            `representation` are used; `per_image` and the metrics go to the review page).
 
     Returns:
         dict of the headline figures written: `mode_mae`, `mode_tv` (with a truth), `sweep`.
@@ -125,7 +131,10 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
     if cfg.num_figures > 0 and "ece_bins" in results:
         fig = reliability_figure(results["ece_bins"], f"{split} {tag}: ")
         save_figure(fig, figure_dir / f"reliability_{tag}.png")
-    calibration = compact_pass(model, loader, cfg, device, figure_dir, split)
+    in_order = isinstance(loader.sampler, SequentialSampler)
+    review = EvaluationReview(out_dir, loader.dataset, cfg) if cfg.num_figures > 0 and in_order \
+        else None
+    calibration = compact_pass(model, loader, cfg, device, figure_dir, split, review)
     if calibration is not None:
         same = has_experts(model) and results.get("representation", "compact") == "compact"
         name = "compact" if has_experts(model) else f"N={model.eval_sample_num}"
@@ -135,6 +144,8 @@ def analyse_split(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.
                                    make_generator(cfg.eval_seed, device), cfg.sweep_counts)
         _write_sweep(sweep, out_dir, split)
         summary["sweep"] = sweep
+    if review is not None:
+        logger.info(f"review page of {len(review.cards)} images: {review.write(results, split)}")
     logger.info(f"figures and analyses written to {out_dir}")
     return summary
 

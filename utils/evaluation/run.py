@@ -29,7 +29,8 @@ def default_checkpoint(cfg: Config, run_dir: Path, ckpt: Optional[str]) -> Path:
 def evaluate_checkpoint(cfg: Config, split: str, ckpt: Path, device: torch.device,
                         run_dir: Path) -> Dict[str, Any]:
     """Evaluate weights on a split; write `<run_dir>/<split>/results_<tag>.json`, the figures,
-    the mode calibration and (with `sweep`) the sample-count sweep (`utils.evaluation.report`).
+    the mode calibration, (with `sweep`) the sample-count sweep and the review page
+    `<run_dir>/<split>/index.html` (`utils.evaluation.report`).
 
     Returns:
         The results dict (ged, miou, ece fraction, num_images, representation, ...).
@@ -40,11 +41,12 @@ def evaluate_checkpoint(cfg: Config, split: str, ckpt: Path, device: torch.devic
     results = evaluate(model, shard_eval_loader(loader), cfg, device, desc=split)
     tag = result_tag(results["representation"], results["num_samples"], cfg.sample_per_mode)
     results.update(split=split, tag=tag, checkpoint=str(ckpt), config=dict(cfg))
+    per_image = results.pop("per_image", {})  # to the review page's per_image.csv only
     if not is_main():  # every rank holds the gathered results; rank 0 writes them
         return results
     path = run_dir / split / f"results_{tag}.json"
     write_json(path, results)
     logger.info(summary_line(split, results))
     logger.info(f"results written to {path}")
-    analyse_split(model, loader, cfg, device, run_dir / split, results)
+    analyse_split(model, loader, cfg, device, run_dir / split, dict(results, per_image=per_image))
     return results
