@@ -21,28 +21,19 @@ def binary_codes(latent_dim: int) -> torch.Tensor:
     return ((rows >> shifts) & 1).float()  # (2^L, L)
 
 
-INITS = ("binary", "signed")
+def init_priors(num_expert: int, latent_dim: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Initial expert means and log standard deviations, as the authors' code draws them.
 
-
-def init_priors(num_expert: int, latent_dim: int, scheme: str = "binary"
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Initial expert means and log standard deviations.
-
-    'binary' (the reference): `mu` is uniform on [0, 1) with its first 2^L rows set to the
-    binary codes, so the first experts start at distinct corners of the latent cube {0, 1}^L.
-    'signed': the same draw mapped to [-1, 1) (codes in {-1, 1}^L), so no expert starts at the
-    origin. The noise injection multiplies the decoder feature by a linear map of z without a
-    bias (`models.head.NoiseInjection`), so an expert at z = 0 starts with a feature about
-    1/σ = 8 times fainter than the others. `log_sigma` starts at log(1/8).
+    `mu` is uniform on [0, 1) with its first 2^L rows set to the binary codes, so the first
+    experts start at distinct corners of the latent cube {0, 1}^L; `log_sigma` starts at
+    log(1/8).
 
     Returns:
         mu (K, L) and log_sigma (K, L).
 
     Raises:
-        ValueError: if K < 2^L or the scheme is unknown.
+        ValueError: if K < 2^L.
     """
-    if scheme not in INITS:
-        raise ValueError(f"expert_init must be one of {INITS}, got {scheme!r}")
     if num_expert < 2**latent_dim:
         raise ValueError(
             f"num_expert={num_expert} is smaller than 2**latent_dim={2**latent_dim}: the expert "
@@ -51,8 +42,6 @@ def init_priors(num_expert: int, latent_dim: int, scheme: str = "binary"
         )
     mu = torch.rand(num_expert, latent_dim)
     mu[: 2**latent_dim] = binary_codes(latent_dim)
-    if scheme == "signed":
-        mu = 2 * mu - 1
     log_sigma = torch.full((num_expert, latent_dim), math.log(1.0 / 8))
     return mu, log_sigma
 

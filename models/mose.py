@@ -43,8 +43,6 @@ class MoSE(nn.Module):
         compile_head: with `fast_head`, run the training-mode batch norms of the head with
             `torch.compile`d kernels (fused loops; compiled at the first training step, eager
             again with one warning where compilation fails). Float32 rounding differs.
-        expert_init: initial expert means, 'binary' (the reference) or 'signed'
-            (`models.experts.init_priors`).
         gate_input: what the gating network reads: 'bottleneck' (the paper: the global average
             of the bottleneck feature) or 'image' (the input image, through a small CNN of its
             own: `models.gating.ImageGatingNetwork`; its checkpoint keys differ).
@@ -56,7 +54,7 @@ class MoSE(nn.Module):
                  latent_dim: int, num_expert: int, sample_per_mode: int, softmax: bool,
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
                  fast_head: bool = False, channels_last: bool = False, amp: bool = False,
-                 compile_head: bool = False, expert_init: str = "binary",
+                 compile_head: bool = False,
                  gate_input: str = "bottleneck", gate_tta: bool = False):
         super().__init__()
         if gate_input not in ("bottleneck", "image"):
@@ -64,7 +62,7 @@ class MoSE(nn.Module):
         if gate_tta and gate_input != "image":
             raise ValueError("gate_tta averages the image gate over flipped views; it needs "
                              "gate_input='image'")
-        mu, log_sigma = init_priors(num_expert, latent_dim, expert_init)
+        mu, log_sigma = init_priors(num_expert, latent_dim)
         self.mu = nn.Parameter(mu)
         self.log_sigma = nn.Parameter(log_sigma)
         self.backbone = Unet(input_channels, num_filters)

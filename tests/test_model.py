@@ -50,23 +50,6 @@ def test_prior_initialisation():
     torch.testing.assert_close(model.log_sigma.detach(), torch.full((6, 2), math.log(1 / 8)))
 
 
-def test_signed_prior_initialisation_keeps_every_expert_off_the_origin():
-    torch.manual_seed(0)
-    binary = tiny(latent_dim=2, num_expert=6).mu.detach()
-    torch.manual_seed(0)
-    model = tiny(latent_dim=2, num_expert=6, expert_init="signed")
-    torch.testing.assert_close(model.mu.detach(), 2 * binary - 1)  # the same draw, on [-1, 1)
-    torch.testing.assert_close(model.mu[:4].detach(), 2 * binary_codes(2) - 1)
-    # the reason: the noise injection scales the feature by a bias-free map of z, so at z = 0
-    # the fused feature fades; with signed codes every expert sees it at the same strength
-    with torch.no_grad():
-        strength = model.fuse.scale(model.mu[:4][None]).abs().mean(-1)  # (1, 4)
-        assert model.fuse.scale(torch.zeros(1, 1, 2)).abs().max() == 0
-    assert (strength > 0.1).all()
-    with pytest.raises(ValueError, match="expert_init must be one of"):
-        tiny(expert_init="corners")
-
-
 def test_compact_weights_are_expert_probs_over_S_expert_major():
     torch.manual_seed(0)
     model = tiny(num_expert=3, sample_per_mode=4).eval()

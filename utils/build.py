@@ -127,10 +127,8 @@ def build_model(cfg: Config) -> torch.nn.Module:
     else:
         model = MoSE(latent_dim=cfg.latent_dim, num_expert=cfg.num_expert,
                      sample_per_mode=cfg.sample_per_mode, fast_head=cfg.fast_head,
-                     compile_head=cfg.compile_head, expert_init=cfg.expert_init,
-                     gate_input=cfg.gate_input, gate_tta=cfg.gate_tta, **common)
-    if cfg.compile:
-        model.compile()  # in place: state_dict keys (and checkpoints) stay unprefixed
+                     compile_head=cfg.compile_head, gate_input=cfg.gate_input,
+                     gate_tta=cfg.gate_tta, **common)
     return model
 
 

@@ -46,9 +46,6 @@ DEFAULTS: Dict[str, Any] = dict(
     num_filters=[32, 64, 128, 192, 192, 192, 192],  # U-Net channels per level (any depth >= 2)
     latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
     num_expert=4,  # K, experts in the mixture
-    expert_init="binary",  # initial expert means: 'binary' codes {0,1}^L (the reference) or
-    # 'signed' codes {-1,1}^L (no expert at the origin, where the noise injection fades the
-    # feature; models/experts.py; not in the authors' code)
     sample_per_mode=4,  # S, samples drawn from every expert (compact representation, N = K*S)
     masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
     softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
@@ -56,7 +53,6 @@ DEFAULTS: Dict[str, Any] = dict(
     fast_head=True,  # head as folded matrix products (same maths, faster; docs/performance.md)
     channels_last=True,  # backbone in channels-last memory format (faster CPU convolutions)
     amp=False,  # bf16 autocast of the model forward; losses, coupling, metrics stay fp32
-    compile=False,  # torch.compile the whole model in place (CPU: slow first step, no gain)
     compile_head=False,  # fast head: torch.compile its batch-norm kernels (fused loops; ~15 s
     # compile at the first step, eager fallback with one warning)
     # --- loss (Wasserstein-like OT loss) ---
@@ -65,19 +61,20 @@ DEFAULTS: Dict[str, Any] = dict(
     gamma0=0.5,  # initial capacity of every sample in the coupling
     G0=1.0,  # initial soft-gradient grouping threshold (G < 1 merges similar experts)
     num_chunks=1,  # chunks of the pairwise cost computation (memory for large N, M, C)
-    coupling="greedy",  # 'greedy' (the reference rule), 'exact' (POT transport solver) or
-    # 'expert' (exact below γ = 1; at γ = 1 annotations go to experts, not samples)
-    revive_experts=None,  # None (the paper's method) or dict(threshold=t, epochs=[first, last]):
-    # after each epoch in [first, last], an expert with less than a share t of the coupled mass
-    # takes a live expert's prior (utils/training/revive.py; not in the authors' code)
-    gate_input="bottleneck",  # what the gate reads: 'bottleneck' (the paper) or 'image' (a small
-    # CNN of its own on the input image; models/gating.py; not in the authors' code)
-    gate_tta=False,  # with gate_input='image': at evaluation π is the mean over the image's
-    # flips and quarter turns (models/gating.py; not in the authors' code)
-    gate_refit_steps=0,  # 0 (the paper's method) or N: after training, refit the gating network
-    # of the best checkpoint to the training signal with the rest frozen, N Adam steps (full
-    # batch; for gate_input='image' batches of 128 images) (utils/training/gate_refit.py; not in
-    # the authors' code)
+    # --- extensions of the method: NOT in the paper or the authors' code --------------------
+    # Each value below is the paper's method; docs/extensions.md has the rule, the ablation
+    # that measures it and when to turn it on. The synthetic demos turn them on.
+    coupling="greedy",  # 'greedy' (the paper's rule); 'exact': the transport optimum (POT), for
+    # many modes with small differences (synthetic Cityscapes); 'expert': exact while γ < 1, then
+    # every annotation to its nearest expert, so that each expert keeps one role
+    revive_experts=None,  # None, or dict(threshold=t, epochs=[first, last]): after those epochs
+    # an expert with less than a share t of the coupled mass is re-seeded from a live one
+    gate_input="bottleneck",  # 'bottleneck' (the paper); 'image': the gate reads the input image
+    # through a small CNN of its own, for cues the bottleneck's global average blurs
+    gate_refit_steps=0,  # 0, or N: after training, refit the gate of the best checkpoint to the
+    # training signal with the rest frozen (N Adam steps); when π lags the experts
+    gate_tta=False,  # with gate_input='image': π at evaluation is the mean over the image's
+    # flips and quarter turns; for data whose labels do not depend on orientation
     # --- optimisation ---
     train_batch_size=16,  # images per training step
     val_batch_size=16,  # images per validation step
@@ -111,6 +108,9 @@ DEFAULTS: Dict[str, Any] = dict(
     # compact with N = K*S nearest to each)
 )
 
+# The settings of the extensions block above: in the paper's configs each keeps its default.
+EXTENSIONS = ("coupling", "revive_experts", "gate_input", "gate_refit_steps", "gate_tta")
+
 # Settings whose accepted types are not simply the type of their default.
 TYPES: Dict[str, tuple] = dict(
     pretrained_model_full_path=(str, type(None)),
@@ -132,7 +132,6 @@ CHOICES: Dict[str, tuple] = dict(
     device=("auto", "cpu", "cuda"),
     cost_fn=("iou", "ce"),
     coupling=("greedy", "exact", "expert"),
-    expert_init=("binary", "signed"),
     gate_input=("bottleneck", "image"),
     scheduler_mean=("running", "epoch"),
     lr_schedule=("plateau", "cosine"),
