@@ -51,9 +51,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 WINDOW = (1400, 1000)
 
 TIMINGS_JS = """new Promise(function (done) {
+  var t0 = performance.now();
   function ready() {
     var paint = {}, mark = performance.getEntriesByName("review-cards-rendered")[0];
     performance.getEntriesByType("paint").forEach(function (e) { paint[e.name] = e.startTime; });
+    if (performance.now() - t0 > 60000) return done(JSON.stringify({error: "no cards drawn"}));
     if (!mark || paint["first-contentful-paint"] === undefined) return setTimeout(ready, 20);
     var nav = performance.getEntriesByType("navigation")[0];
     done(JSON.stringify({first_paint_ms: paint["first-paint"],
@@ -164,6 +166,8 @@ def measure_once(binary: str, page: Path, screenshot: Optional[Path] = None) -> 
         browser.call("Page.navigate", wait_event="Page.loadEventFired",
                      url=page.resolve().as_uri())
         timings = json.loads(browser.evaluate(TIMINGS_JS))
+        if "error" in timings:
+            raise RuntimeError(f"{page}: {timings['error']} within 60 s (a script error?)")
         if screenshot is not None:
             browser.evaluate(IMAGES_JS)
             data = browser.call("Page.captureScreenshot", format="png")["data"]

@@ -10,6 +10,8 @@ import csv
 import json
 import math
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -246,3 +248,14 @@ def test_prediction_page_links_every_output(tiny_run):
             assert row["mi"] == pytest.approx(float(f["mutual_information"].mean()), abs=1e-6)
             assert row["h"] == pytest.approx(float(f["entropy_total"].mean()), abs=1e-6)
             assert row["nmodes"] == len(f["expert_probs"])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to parse the script")
+def test_page_script_parses(tmp_path):
+    path, _ = fabricated_prediction(tmp_path, {"x.png": 0.1})
+    script = [body for attrs, body in parse_page(path)["scripts"] if not attrs.get("type")]
+    assert len(script) == 1
+    (tmp_path / "page.js").write_text(script[0])
+    check = subprocess.run(["node", "--check", str(tmp_path / "page.js")], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stderr

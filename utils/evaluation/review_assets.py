@@ -140,11 +140,17 @@ function tiles(r) {
   });
   return t;
 }
+var TIPS = {mi: "mean mutual information (nats): the plausible segmentations disagree",
+  h: "mean total entropy H[mean] (nats)", hpi: "entropy of \u03c0 (nats): 0 one expert, ln K all",
+  ged: "generalised energy distance to the annotations", miou: "matched IoU"};
+function stat(key, label, v, d) {
+  return '<span title="' + TIPS[key] + '">' + label + " " + fmt(v, d) + "</span>";
+}
 function card(r, position) {
-  var s = "<span>MI " + fmt(r.mi, 4) + "</span><span>H " + fmt(r.h, 4) + "</span>";
-  if (r.hpi !== null) s += "<span>H(\u03c0) " + fmt(r.hpi, 3) + "</span>";
-  if (names.ged !== undefined) s += "<span>GED " + fmt(r.ged, 4) + "</span>";
-  if (names.miou !== undefined) s += "<span>M-IoU " + fmt(r.miou, 4) + "</span>";
+  var s = stat("mi", "MI", r.mi, 4) + stat("h", "H", r.h, 4);
+  if (r.hpi !== null) s += stat("hpi", "H(\u03c0)", r.hpi, 3);
+  if (names.ged !== undefined) s += stat("ged", "GED", r.ged, 4);
+  if (names.miou !== undefined) s += stat("miou", "M-IoU", r.miou, 4);
   var links = D.links.map(function (l) {
     return '<a href="' + esc(url(l[1].replace("{stem}", r.stem))) + '">' + esc(l[0]) + "</a>";
   }).join(" ");
