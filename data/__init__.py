@@ -16,8 +16,8 @@ _EXPORTS = {
     "seed_worker": "data.loaders",
     "LIDCDataset": "data.lidc",
     "CityscapesDataset": "data.cityscapes",
-    "FolderDataset": "data.folder_dataset",
-    "check_folder": "data.folder_check",
+    "FolderDataset": "data.folder.dataset",
+    "check_folder": "data.folder.check",
 }
 __all__ = list(_EXPORTS)
 

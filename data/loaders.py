@@ -71,7 +71,7 @@ def build_dataset(
                 "label_range selects LIDC annotation indices; with dataset 'folder' the raters "
                 "vary per image, so leave it None"
             )
-        from data.folder_dataset import FolderDataset  # imports torchvision: only when used
+        from data.folder.dataset import FolderDataset  # imports torchvision: only when used
 
         return FolderDataset(data_folder, split, input_channels=input_channels, n_classes=n_classes)
     if name == "lidc":

@@ -1,4 +1,4 @@
-"""Your own data, by example: MoSE on a dataset in the folder layout (`data/folder.py`).
+"""Your own data, by example: MoSE on a dataset in the folder layout (`data/folder/`).
 
 Write the example data first (synthetic blobs as grey PNGs, 2-5 raters per image), then train:
 

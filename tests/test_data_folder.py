@@ -16,9 +16,9 @@ from PIL import Image
 
 from data import build_dataloaders
 from data.folder import read_image
-from data.folder_check import check_folder
-from data.folder_dataset import FolderDataset, pad_annotations
-from data.folder_example import write_example
+from data.folder.check import check_folder
+from data.folder.dataset import FolderDataset, pad_annotations
+from data.folder.example import write_example
 
 H, W, C = 13, 17, 3
 COUNTS = {"train": 6, "val": 3, "test": 3}

@@ -37,7 +37,7 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare_data(cfg: Config) -> None:
     """Generate the synthetic set into `data_folder` if the config asks and it is absent; check
-    a folder dataset (`data.folder_check`), logging every problem and raising on any."""
+    a folder dataset (`data.folder.check`), logging every problem and raising on any."""
     if cfg.dataset == "folder":
         return check_folder_data(cfg)
     if cfg.synthetic is None:
@@ -85,7 +85,7 @@ def stale_synthetic_settings(folder: Path, make: Any, options: Dict[str, Any]) -
 
 def check_folder_data(cfg: Config) -> None:
     """Run the folder checker on `data_folder`; every problem is logged, the first raised."""
-    from data.folder_check import check_folder
+    from data.folder.check import check_folder
 
     problems = check_folder(cfg.data_folder, cfg.n_classes, cfg.input_channels)
     for line in problems:

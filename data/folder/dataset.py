@@ -1,7 +1,7 @@
 """`FolderDataset`: one split of a dataset in the folder layout (see `data.folder`).
 
 Kept apart from `data.folder` so that its checker and example writer start without torch;
-`from data.folder import FolderDataset` works all the same.
+`from data.folder.layout import FolderDataset` works all the same.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.folder import CHECK_HINT, read_annotation, read_image, scan_split
+from data.folder.layout import CHECK_HINT, read_annotation, read_image, scan_split
 from data.lidc import standardise
 from data.npy_folder import SPLITS
 from data.transforms import apply_joint, lidc_train_transform

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from data.folder import FolderItem, read_annotation, read_image, scan_split
+from data.folder.layout import FolderItem, read_annotation, read_image, scan_split
 from data.npy_folder import SPLITS
 
 

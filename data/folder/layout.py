@@ -1,39 +1,13 @@
-"""Your own multi-annotator data: the generic folder dataset (`dataset = "folder"`).
+"""Reading a dataset in the folder layout: file names, images, annotations, one split's items.
 
-Layout, one folder per split (train, val, test):
-
-    ROOT/<split>/images/<id>.png|.jpg|.jpeg|.npy
-    ROOT/<split>/annotations/<id>/<rater>.png      (8-bit label maps holding class indices)
-
-- Images: PNG/JPEG (grey = 1 channel, RGB or palette = 3) or npy ((H, W), (H, W, C) or
-  (C, H, W) with C <= 4, channels-last tried first). Their channel count must equal the
-  config's `input_channels`. Every image is standardised on its own, (x - mean) / std over all
-  its pixels and channels (std taken as 1 for a constant image), as the LIDC loader does; this
-  makes 8-bit, 16-bit and float inputs alike, so no dataset statistics are needed.
-- Annotations: single-channel PNGs (mode L, P, 1 or 16-bit) of the image's size with values in
-  [0, n_classes); class 0 is the background the IoU cost leaves out. Any rater names, any
-  number of raters per image (at least one).
-- A varying rater count M_i is batched by padding every image to the split's largest M with
-  copies of its own annotations (annotation j % M_i) whose weight is 0; the real ones weigh
-  1 / M_i. Copies (not blank maps) keep the metrics' undefined-distance pattern unchanged, and
-  zero weights drop out of the GED, the ECE and the exact and nearest couplings; the greedy
-  coupling and the M-IoU matching must treat them as absent too (`tests/test_data_folder.py`
-  proves each of these: padded results equal unpadded ones).
-- Image size: any H, W >= 1 runs through the U-Net (ceil-mode pooling, upsampling to the skip
-  size); batching needs one size per split. Training with batch size 1 additionally needs a
-  bottleneck of more than one pixel (batch norm).
-- Training augmentation (train split, optional): LIDC's flips and +-10 degree rotation.
-
-`python -m data.folder check ROOT --n-classes C` lists every problem of a dataset (module
-`data.folder_check`); `python -m data.folder example OUT` writes an example dataset.
+The lowest part of `data.folder`: it imports nothing else of the package (the layout itself is
+described in the package docstring).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -229,64 +203,3 @@ def image_channels(root: str) -> int | None:
                 except ValueError:
                     continue
     return None
-
-
-def __getattr__(name: str):
-    # FolderDataset needs torch; the checker and the example writer start without it.
-    if name == "FolderDataset":
-        from data.folder_dataset import FolderDataset
-
-        return FolderDataset
-    raise AttributeError(f"module 'data.folder' has no attribute {name!r}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: `check ROOT --n-classes C [--input-channels N]` or `example OUT`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m data.folder",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="validate a dataset; lists every problem, exit 1 if any")
-    check.add_argument("root")
-    check.add_argument("--n-classes", type=int, required=True, help="C: labels lie in [0, C)")
-    check.add_argument(
-        "--input-channels",
-        type=int,
-        default=None,
-        help="channels every image must have (default: those of the first image)",
-    )
-    check.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
-    example = sub.add_parser("example", help="write an example dataset (synthetic LIDC blobs)")
-    example.add_argument("out")
-    example.add_argument("--train", type=int, default=2000)
-    example.add_argument("--val", type=int, default=200)
-    example.add_argument("--test", type=int, default=200)
-    example.add_argument("--size", type=int, default=32, help="image side")
-    example.add_argument("--seed", type=int, default=0)
-    example.add_argument("--overwrite", action="store_true", help="replace existing splits")
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        from data.folder_check import run_check
-
-        sys.exit(run_check(args.root, args.n_classes, args.input_channels, args.splits))
-    from data.folder_example import write_example
-
-    try:
-        counts = write_example(
-            args.out,
-            args.train,
-            args.val,
-            args.test,
-            args.size,
-            args.seed,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
-    sys.stdout.write(f"example dataset written to {args.out}: {counts}\n")
-
-
-if __name__ == "__main__":
-    main()
