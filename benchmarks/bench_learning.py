@@ -311,7 +311,13 @@ def run_ablation(name: str, args: argparse.Namespace) -> Dict[str, Path]:
         (row, seed) -> run folder.
     """
     rows = ABLATIONS[name]
-    jobs = [(row, seed) for row in training_rows(rows) for seed in args.seeds]
+    chosen = args.rows or list(rows)
+    unknown = [r for r in chosen if r not in rows]
+    if unknown:
+        raise SystemExit(f"--rows: unknown rows {unknown}; the rows of {name}: {list(rows)}")
+    needed = chosen + [rows[r]["from_row"] for r in chosen if "from_row" in rows[r]]
+    order = list(dict.fromkeys(needed))  # the given order first: it is the training order
+    jobs = [(row, seed) for row in order if row in training_rows(rows) for seed in args.seeds]
 
     def train(job: tuple) -> Path:
         row, seed = job
@@ -320,7 +326,7 @@ def run_ablation(name: str, args: argparse.Namespace) -> Dict[str, Path]:
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         run_dirs = dict(zip(jobs, pool.map(train, jobs)))
-    for row in rows:
+    for row in chosen:
         if "from_row" in rows[row]:
             for seed in args.seeds:
                 run_dirs[row, seed] = evaluate_variant(row, seed, args, rows)
@@ -333,6 +339,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["synthetic_lidc", "synthetic_cityscapes"])
     parser.add_argument("--ablation", choices=sorted(ABLATIONS),
                         help="run an ablation's rows (benchmarks/ablations.py) instead of configs")
+    parser.add_argument("--rows", nargs="+", metavar="ROW",
+                        help="with --ablation: these rows only, trained in this order")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
@@ -347,7 +355,7 @@ def main() -> None:
     command = " ".join(["python", *sys.argv])
     if args.ablation:
         run_dirs = run_ablation(args.ablation, args)
-        names = list(ABLATIONS[args.ablation])
+        names = [r for r in ABLATIONS[args.ablation] if not args.rows or r in args.rows]
     else:
         jobs = [(config, seed) for config in args.configs for seed in args.seeds]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
