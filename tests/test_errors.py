@@ -1,5 +1,5 @@
 """Every user error ends with one actionable line and a non-zero exit, without a traceback unless
---debug is given (the issue's list, one test per case)."""
+--debug is given (one test per case)."""
 
 import subprocess
 import sys
