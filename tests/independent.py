@@ -17,6 +17,7 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
+import pytest
 import torch
 from scipy.optimize import linprog
 
@@ -102,14 +103,16 @@ def pixel_confidences(pred: np.ndarray, u: np.ndarray, gts: np.ndarray, v: np.nd
 
 
 def ece(batches: list, num_classes: int, eval_class_ids: Optional[Sequence[int]] = None,
-        n_bins: int = 10) -> float:
+        n_bins: int = 10, shift: float = 0.0) -> float:
     """ECE (a fraction) over every pixel of `batches`, [(pred, u, gts, v)] as for
-    `pixel_confidences`; every pixel counts in the denominator, binned or not."""
+    `pixel_confidences`; every pixel counts in the denominator, binned or not. `shift` moves the
+    inner bin edges (to bound the effect of rounding on a confidence next to an edge)."""
     conf, acc, counted = (np.concatenate(parts) for parts in zip(
         *(pixel_confidences(*batch, num_classes, eval_class_ids) for batch in batches)))
+    edges = [0.0] + [b / n_bins + shift for b in range(1, n_bins)] + [1.0]
     gap = 0.0
-    for b in range(n_bins):
-        inside = counted & (conf > b / n_bins) & (conf <= (b + 1) / n_bins)
+    for lower, upper in zip(edges[:-1], edges[1:]):
+        inside = counted & (conf > lower) & (conf <= upper)
         gap += abs(conf[inside].sum() - acc[inside].sum())
     return gap / conf.size
 
@@ -141,7 +144,13 @@ def split_predictions(cfg, checkpoint, split: str) -> list:
 
 
 def split_figures(cfg, checkpoint, split: str) -> dict:
-    """GED, M-IoU (means over the images where defined) and ECE of a checkpoint on a split."""
+    """GED, M-IoU (means over the images where defined) and ECE of a checkpoint on a split.
+
+    Returns:
+        dict with `ged`, `miou`, `num_images` and `ece`, the latter as the (low, high) range
+        over inner bin edges moved by ±1e-6: a float32 confidence within rounding of an edge
+        may fall on either side of it.
+    """
     geds, mious = [], []
     batches = split_predictions(cfg, checkpoint, split)
     for pred, u, labels, v in batches:
@@ -151,8 +160,28 @@ def split_figures(cfg, checkpoint, split: str) -> dict:
                     cfg.n_classes, cfg.eval_class_ids)
             geds.append(ged(*args))
             mious.append(miou(*args))
+    eces = [ece(batches, cfg.n_classes, cfg.eval_class_ids, shift=s) for s in (-1e-6, 0, 1e-6)]
     return dict(ged=nanmean(geds), miou=nanmean(mious), num_images=len(geds),
-                ece=ece(batches, cfg.n_classes, cfg.eval_class_ids))
+                ece=(min(eces), max(eces)))
+
+
+def assert_reported_figures(results: dict, split: str = "test") -> dict:
+    """The GED, M-IoU and ECE an evaluation reported (its results dict, which names the
+    checkpoint and holds the resolved config) equal the brute-force figures of that checkpoint.
+
+    Returns:
+        The brute-force figures (`split_figures`).
+    """
+    from utils.config.config import Config
+
+    want = split_figures(Config(results["config"]), results["checkpoint"], split)
+    assert results["num_images"] == want["num_images"]
+    # distances are exact pixel counts; the project smooths each IoU by 1e-8
+    for key in ("ged", "miou"):
+        assert results[key] == pytest.approx(want[key], rel=1e-6, abs=1e-7, nan_ok=True), key
+    low, high = want["ece"]
+    assert low - 1e-6 <= results["ece"] <= high + 1e-6, (results["ece"], want["ece"])
+    return want
 
 
 def nanmean(values: list) -> float:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import main
+from tests.independent import assert_reported_figures
 from tests.test_data_folder import C, H, W, write_tiny
 from utils.config.config import ConfigError, load_config
 
@@ -63,11 +64,12 @@ def test_training_and_evaluation_on_the_folder_dataset(trained):
     assert '"input_channels": 3' in log and '"eval_class_ids": [1, 2]' in log  # derived
     metrics = (run / "metrics.jsonl").read_text()
     assert '"train_steps": 2' in metrics  # 6 images, batch 3
-    # two epochs on six images: on some CPUs every sample is still background, and two masks
-    # without an evaluated class have no distance, so no image has a GED (NaN; docs/metrics.md,
-    # 'Distance between two segmentations')
-    assert results["num_images"] == 3 and (math.isnan(results["ged"]) or 0 <= results["ged"] <= 2)
-    assert 0 <= results["miou"] <= 1 and 0 <= results["ece"] <= 1
+    # the reported figures are the brute-force figures of the trained checkpoint; after two
+    # steps every sample may still be background, and two masks without an evaluated class
+    # have no distance, so the GED may be undefined (NaN) for every image: both sides agree
+    assert results["num_images"] == 3
+    want = assert_reported_figures(results)
+    assert math.isfinite(want["miou"]) and math.isfinite(want["ece"][0])
     assert (run / "test" / "figures" / "sample_grid_0.png").is_file()
 
 
