@@ -98,15 +98,20 @@ def test_standard_sampling_frequencies_match_expert_probs():
 def test_masked_pred_outputs_class_zero_on_void(softmax):
     torch.manual_seed(0)
     model = tiny(num_classes=5, softmax=softmax, masked_pred=True).eval()
-    label = torch.randint(0, 5, (2, 3, 16, 16))
-    label[:, 0, :4] = 0
+    label = torch.randint(1, 5, (2, 3, 16, 16))
+    label[:, 0, :4] = 0  # void: the first annotation's label 0
+    label[1, 0, 10, 3] = 0
+    label[:, 1:, 5] = 0  # label 0 in the other annotations is not void
+    x = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
-        pred = model(torch.randn(2, 1, 16, 16), label)["pred"]  # (B, N, C, H, W)
-    void = label[:, 0] == 0  # (B, H, W)
-    one_hot0 = torch.tensor([1.0, 0, 0, 0, 0])
-    assert torch.equal(pred.permute(0, 1, 3, 4, 2)[void[:, None].expand(-1, 8, -1, -1)],
-                       one_hot0.expand(int(void.sum()) * 8, 5))
-    assert not torch.equal(pred[:, :, :, ~void[0]], torch.zeros(1))
+        pred = model(x, label, generator=torch.Generator().manual_seed(0))["pred"]
+        plain = model(x, generator=torch.Generator().manual_seed(0))["pred"]  # no label: no mask
+    assert pred.shape == plain.shape == (2, 8, 5, 16, 16)
+    expected = plain.clone()  # (B, N, C, H, W)
+    for b, h, w in (label[:, 0] == 0).nonzero().tolist():  # every void pixel, one at a time
+        expected[b, :, :, h, w] = torch.tensor([1.0, 0, 0, 0, 0])
+    assert torch.equal(pred, expected)
+    assert not torch.equal(plain, expected)  # the mask changed something
 
 
 def test_mask_void_leaves_valid_pixels_untouched():

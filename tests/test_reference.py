@@ -84,6 +84,5 @@ def test_forward_of_the_small_reference_model(mode, fast):
     vals = pred.flatten()[torch.from_numpy(ref[f"forward_lidc_{mode}_pred_idx"])]
     np.testing.assert_allclose(vals.numpy(), ref[f"forward_lidc_{mode}_pred_vals"],
                                **TOLERANCE[mode])
-    # probabilities sum to one per pixel and sample: the total is well conditioned in both modes
-    assert pred.double().sum().item() == pytest.approx(
-        float(ref[f"forward_lidc_{mode}_pred_sum"]), rel=RTOL)
+    # (the reference's `pred_sum`, the total of all probabilities, is B·N·H·W for any softmax
+    # output: it is not compared, as it would pass whatever the values)
