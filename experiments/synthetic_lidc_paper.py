@@ -24,12 +24,12 @@ synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0,
 image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net: 32x32 inputs need few levels and channels
 latent_dim = 2  # the four experts start at the corners of the unit square, well apart
-gamma0 = 1 / 16
+gamma0 = 1 / 16  # = 1/(K*S): every sample carries the same mass at first (see the docstring)
 gamma_scheduler_options = dict(values=[1 / 8, 1.0], milestones=[2, 6])
 train_batch_size = 32
 val_batch_size = 50
 test_batch_size = 50
 epochs = 16
-lr = 3e-3
-lr_schedule = "cosine"
+lr = 3e-3  # a small model on few epochs: a larger step, then
+lr_schedule = "cosine"  # a decay to the end of the short run
 test_after_training = True
