@@ -86,12 +86,12 @@ def provenance_of(path: Path) -> List[Dict[str, Any]]:
 
 
 def script_summary(command: str) -> Optional[str]:
-    """The first docstring line of the repository script a command runs, if any."""
+    """The first docstring paragraph of the repository script a command runs, if any."""
     for word in shlex.split(command):
         path = ROOT / word
         if word.endswith(".py") and path.is_file():
             doc = ast.get_docstring(ast.parse(path.read_text()))
-            return doc.splitlines()[0] if doc else None
+            return " ".join(doc.split("\n\n")[0].split()) if doc else None
     return None
 
 
@@ -108,8 +108,8 @@ def _command(data: Any, records: List[Dict[str, Any]], fallback: Any) -> str:
     if not commands:
         suffix = " (options not recorded)" if str(fallback).endswith(".py") else ""
         return f"{fallback}{suffix}" if fallback else NOT_RECORDED
-    return "; ".join(f"python {c}" if c.split("/")[0] in ("benchmarks", "research") else c
-                     for c in commands)
+    return "; ".join(f"python {c.strip()}" if c.split("/")[0] in ("benchmarks", "research")
+                     else c.strip() for c in commands)
 
 
 def _when(records: List[Dict[str, Any]]) -> Tuple[str, str]:
@@ -117,9 +117,10 @@ def _when(records: List[Dict[str, Any]]) -> Tuple[str, str]:
     and dates, each listed once."""
     if not records:
         return NOT_RECORDED, NOT_RECORDED
-    commits = dict.fromkeys(f"{(r.get('commit') or 'no git')[:7]}"
-                            + (" (local changes)" if r.get("dirty") else "") for r in records)
-    dates = dict.fromkeys(str(r.get("date", NOT_RECORDED))[:10] for r in records)
+    commits = dict.fromkeys(f"{r['commit'][:7]}" + (" (local changes)" if r.get("dirty") else "")
+                            if r.get("commit") else NOT_RECORDED for r in records)
+    dates = dict.fromkeys(str(r["date"])[:10] if r.get("date") else NOT_RECORDED
+                          for r in records)
     return ", ".join(commits), ", ".join(dates)
 
 
@@ -142,9 +143,12 @@ def describe(rel: str, path: Path) -> List[str]:
                          "add a row to CATALOG in benchmarks/make_index.py")
     if match is None:
         command = _command(source, records, None)
-        what, headline = script_summary(command) or "see the file", "see the file"
+        what = (data["measures"] if isinstance(data, dict) and "measures" in data
+                else script_summary(command) or "see the file")
+        headline = "see the file"
     else:
         _, what, fallback, summarise = match
+        what = data["measures"] if isinstance(data, dict) and "measures" in data else what
         command = _command(source, records, fallback)
         try:
             headline = summarise(data)

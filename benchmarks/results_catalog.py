@@ -117,6 +117,22 @@ def _gpu_log(text: str) -> str:
     return "; ".join(line.split(" INFO ", 1)[-1].split("  (")[0] for line in lines)
 
 
+def _runs(d: Dict[str, Any]) -> str:
+    """Per-run figures of a file listing its runs (seed and figures)."""
+    keys = [k for k in d["runs"][0] if k != "seed"]
+    return "; ".join(f"{k} " + ", ".join(f"{r[k]}" for r in d["runs"]) for k in keys) + (
+        f" (seeds {', '.join(str(r['seed']) for r in d['runs'])})")
+
+
+def _extensions(d: Dict[str, Any]) -> str:
+    def ratios(table: Dict[str, Any]) -> str:
+        return ", ".join(f"{k} ×{v['median']:.2f}" for k, v in table.items()
+                         if k != "paper" and isinstance(v, dict) and "median" in v)
+
+    return (f"time over the paper's method (median): training, demo schedule: "
+            f"{ratios(d['demo_schedule_ratio'])}; evaluation: {ratios(d['eval_ratio_to_paper'])}")
+
+
 def _table(_: Any) -> str:
     return "the table of the JSON beside it"
 
@@ -207,6 +223,10 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
     ("gate_limit_*.jsonl", "where a trained model's mode-mass error comes from: the model, the "
      "best possible gate, refit gates of several inputs (one line per run)",
      "python research/gate_limit.py", _gate_limit),
+    ("authors_code_*.json", "see the file", None, _runs),
+    ("extensions_cost*.json", "what each extension of MoSE costs against the paper's method on "
+     "the synthetic LIDC demo: training step, evaluation batch, re-seeding, gate refit, memory",
+     None, _extensions),
     ("head_layout_*.json", "training step of the fast head's two layouts, maps and rows",
      _head_layout_command, _head_layout),
 ]

@@ -63,6 +63,14 @@ def test_a_file_without_provenance_is_marked_not_recorded(tmp_path):
     assert row[4:] == ["not recorded", "not recorded"]
 
 
+def test_a_file_may_describe_itself_and_a_record_may_lack_commit_and_date(tmp_path):
+    record = dict(commit=None, command="measured elsewhere")
+    (tmp_path / "other.json").write_text(json.dumps(dict(measures="what it is", provenance=record)))
+    row = describe("other.json", tmp_path / "other.json")
+    assert row[1:3] == ["what it is", "`measured elsewhere`"]
+    assert row[4:] == ["not recorded", "not recorded"]
+
+
 def test_an_unknown_file_is_described_by_its_script_or_refused(tmp_path):
     (tmp_path / "new.json").write_text(json.dumps(dict(provenance=RECORD)))
     what = describe("new.json", tmp_path / "new.json")[1]
