@@ -1,35 +1,34 @@
 """What each extension of MoSE costs on the synthetic LIDC demo, against the paper's method:
 training step, evaluation batch, re-seeding, gate refit and memory; prints one JSON object.
 
-    python benchmarks/bench_extensions.py [--threads 1] [--rounds 5] [--steps 4]
-        [--eval-rounds 5] [--eval-steps 3] [--refit-image-steps 200]
+    python benchmarks/bench_extensions.py [--threads 1] [--rounds 8] [--steps 2]
+        [--eval-rounds 8] [--eval-steps 2] [--refit-image-steps 200]
         [--refit-bottleneck-steps 1200] [--out benchmarks/results/extensions_cost.json]
 
-Everything runs in this one process with a fixed number of torch threads (default 1: on a
-shared, loaded machine one thread gives the steadiest timings; the ratios to the paper's method,
-taken within the same round, carry across machines better than the milliseconds). Models: the
-demo's, experiments/synthetic_lidc_paper.py with one setting changed, and synthetic_lidc.py
-(every extension) for `full`; inputs: the first batches of the demo's data
-(synthetic_data/lidc_wobble) if it exists, else random tensors of its shapes.
+All in this one process with a fixed number of torch threads (default 1: on a shared, loaded
+machine one thread gives the steadiest timings). Times are taken on two clocks: the process's
+CPU time (the figures and ratios: with one thread, the wall time of an idle machine, which other
+processes on a loaded one barely change) and the wall clock (`*wall*`: what a user waits here;
+the load is in the provenance). Models: experiments/synthetic_lidc_paper.py with one setting
+changed, and synthetic_lidc.py (every extension) for `full`; inputs: the first batches of the
+demo's data (synthetic_data/lidc_wobble) if it exists, else random tensors of its shapes.
 
 - `train_step_ms`: forward + OT loss + backward + Adam step on one batch of 32 images of
   `paper` (greedy coupling, bottleneck gate), `exact`, `expert`, `image_gate` and `full`
   (expert coupling, image gate and re-seeding's per-step usage sum), each at γ = 1/8 (the
-  demo's γ < 1 phases; with coupling 'expert' the same exact transport as 'exact') and at γ = 1
-  (where the 'expert' rule differs). After one warm-up step each, every round runs `--steps`
-  steps of every variant (the order turned by one each round); per variant the median over the
-  rounds of its ms per step and their range, and the median and range of its ratio to `paper`
-  at the same γ in the same round. `demo_schedule_ratio` weights γ < 1 and γ = 1 by the demo's
-  epochs in each phase.
+  demo's γ < 1 phases; 'expert' is then the exact transport of 'exact') and at γ = 1. After
+  one warm-up step each, every round runs `--steps` steps of every variant (the order turned by
+  one each round); per variant the median over the rounds of its ms per step and their range,
+  and the median and range of its ratio to `paper` at the same γ in the same round;
+  `demo_schedule_ratio` weights γ < 1 and γ = 1 by the demo's epochs in each phase.
 - `eval_batch_ms`: one evaluation batch of 50 images (compact forward, GED / M-IoU, ECE
   update) with the paper's gate, the image gate, and the image gate with `gate_tta` (π averaged
-  over the 8 flips and quarter turns), interleaved the same way; `forward_ms` is its forward.
+  over the 8 flips and quarter turns), interleaved the same way; `eval_forward_ms`: its forward.
 - `revive`: re-seeding adds one sum of two (K,) tensors per step (`ExpertUsage.update`) and one
   `revive_dead_experts` call per epoch, timed here with one expert below the threshold.
-- `gate_refit`: `refit_gate` on the training split for each gate, at 0 steps (the collecting
-  pass, the re-initialisation and the loss passes) and at n steps: seconds per step =
-  (T_n − T_0) / n, and the estimate for the demo's `gate_refit_steps` = T_0 + steps × that
-  (the measured T_n when n is that number).
+- `gate_refit`: `refit_gate` on the training split for each gate at 0 steps (the collecting
+  pass, the re-initialisation and the loss passes) and at n steps: s per step = (T_n − T_0) / n,
+  the estimate for the demo's `gate_refit_steps` = T_0 + steps × that (T_n if n is that).
 - `memory`: parameters per variant (Adam keeps two more copies) and the peak increase of the
   resident memory during one training step / evaluation batch over the state before it (glibc
   `malloc_trim`, then the peak reset through /proc/self/clear_refs; Linux only, else null).
@@ -45,8 +44,8 @@ import shlex
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -87,18 +86,16 @@ CPU = torch.device("cpu")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--rounds", type=int, default=5, help="training-step rounds")
-    p.add_argument("--steps", type=int, default=4, help="steps per variant per round")
-    p.add_argument("--eval-rounds", type=int, default=5)
-    p.add_argument("--eval-steps", type=int, default=3, help="batches per variant per round")
+    p.add_argument("--rounds", type=int, default=8, help="training-step rounds")
+    p.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    p.add_argument("--eval-rounds", type=int, default=8)
+    p.add_argument("--eval-steps", type=int, default=2, help="batches per variant per round")
     p.add_argument("--refit-image-steps", type=int, default=200,
                    help="refit steps timed for the image gate (extrapolated to the demo's)")
     p.add_argument("--refit-bottleneck-steps", type=int, default=1200)
     p.add_argument("--out", default=OUT, help="result file ('' writes none)")
     return p.parse_args()
 
-
-# --- inputs ---------------------------------------------------------------------------------
 
 def demo_batches(cfg: Any) -> Dict[str, Any]:
     """One training batch (B = train_batch_size) and one evaluation batch (B = val_batch_size)
@@ -107,36 +104,29 @@ def demo_batches(cfg: Any) -> Dict[str, Any]:
         loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
         return dict(train=next(iter(loaders["train"])), eval=next(iter(loaders["val"])),
                     refit_loader=loaders["train"], data=f"{cfg.data_folder} (first batches)")
-    n = cfg.synthetic_options["n_train"]
-    g = torch.Generator().manual_seed(0)
-    H, W = cfg.image_size
+    g, (H, W) = torch.Generator().manual_seed(0), cfg.image_size
 
     def batch(B: int) -> tuple:
         x = torch.randn(B, 1, H, W, generator=g)  # (B, 1, H, W)
         y = torch.randint(0, cfg.n_classes, (B, 4, H, W), generator=g)  # (B, M, H, W)
-        return x, y, torch.full((B, 4), 0.25)  # (B, M) annotation weights
+        return x, y, torch.full((B, 4), 0.25)  # (B, M) annotation weights v
 
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*batch(n)),
-                                         cfg.train_batch_size, shuffle=True, drop_last=True)
+    images = torch.utils.data.TensorDataset(*batch(cfg.synthetic_options["n_train"]))
+    loader = torch.utils.data.DataLoader(images, cfg.train_batch_size, shuffle=True,
+                                         drop_last=True)
     return dict(train=batch(cfg.train_batch_size), eval=batch(cfg.val_batch_size),
                 refit_loader=loader, data="random tensors of the demo's shapes")
 
 
 # --- the steps timed ------------------------------------------------------------------------
 
-@dataclass
-class Variant:
-    """A model, its loss and optimiser, and the step that is timed."""
-    cfg: Any
-    model: torch.nn.Module
-    loss_fn: Any
-    optimizer: torch.optim.Optimizer
-    step: Optional[Callable[[], Optional[float]]] = None
-
-
-def train_variant(config: str, sets: List[str], gamma: float, batch: tuple) -> Variant:
+def train_variant(config: str, sets: List[str], gamma: float, batch: tuple) -> SimpleNamespace:
     """The training step of a config at capacity γ: forward + OT loss + backward + Adam, with
-    the per-step usage sum where the config re-seeds experts (as the engine runs it)."""
+    the per-step usage sum where the config re-seeds experts (as the engine runs it).
+
+    Returns:
+        cfg, model, loss_fn, optimizer, and `step` (no arguments).
+    """
     cfg = load_config(config, sets)
     model, loss_fn = build_model(cfg), build_loss(cfg)
     loss_fn.gamma = gamma
@@ -155,12 +145,12 @@ def train_variant(config: str, sets: List[str], gamma: float, batch: tuple) -> V
         loss.backward()
         optimizer.step()
 
-    return Variant(cfg, model, loss_fn, optimizer, step)
+    return SimpleNamespace(cfg=cfg, model=model, loss_fn=loss_fn, optimizer=optimizer, step=step)
 
 
-def eval_variant(config: str, sets: List[str], batch: tuple) -> Variant:
+def eval_variant(config: str, sets: List[str], batch: tuple) -> SimpleNamespace:
     """One evaluation batch: compact forward, GED / M-IoU and the ECE update (the evaluation
-    loop's work per batch); the step returns the seconds of its forward."""
+    loop's work per batch); `step` returns the CPU seconds of its forward."""
     cfg = load_config(config, sets)
     model, (x, y, v) = build_model(cfg).eval(), batch
     ece = StreamingECE(cfg.n_classes, cfg.eval_class_ids)
@@ -168,9 +158,9 @@ def eval_variant(config: str, sets: List[str], batch: tuple) -> Variant:
     @torch.no_grad()
     def step() -> float:
         gen = torch.Generator().manual_seed(cfg.eval_seed)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         out = model(x, label=y if cfg.masked_pred else None, generator=gen)
-        forward = time.perf_counter() - t0
+        forward = time.process_time() - t0
         pred, w = out["pred"], out["weights"]  # (B, N, C, H, W), (B, N)
         ged_miou(hard_labels(pred), y, w, v, num_classes=cfg.n_classes,
                  eval_class_ids=cfg.eval_class_ids, empty_distance=cfg.empty_distance,
@@ -178,7 +168,7 @@ def eval_variant(config: str, sets: List[str], batch: tuple) -> Variant:
         ece.update(pred, w, y, v)
         return forward
 
-    return Variant(cfg, model, None, None, step)
+    return SimpleNamespace(cfg=cfg, model=model, step=step)
 
 
 def interleave(steps: Dict[str, Callable], rounds: int, per_round: int) -> Dict[str, Dict]:
@@ -186,20 +176,20 @@ def interleave(steps: Dict[str, Callable], rounds: int, per_round: int) -> Dict[
     runs `per_round` calls of each step, the order turned by one every round.
 
     Returns:
-        name -> {"total": [s per call, one per round], "forward": [...] where the step
-        returns its forward seconds}.
+        name -> {"cpu": [process CPU s per call, one per round], "wall": [wall s per call],
+        "forward": [what the step returns (its forward's CPU s), or 0]}.
     """
     names = list(steps)
     for name in names:
         steps[name]()
-    times = {name: dict(total=[], forward=[]) for name in names}
+    times = {name: dict(cpu=[], wall=[], forward=[]) for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            forward = 0.0
-            t0 = time.perf_counter()
+            forward, cpu, wall = 0.0, time.process_time(), time.perf_counter()
             for _ in range(per_round):
                 forward += steps[name]() or 0.0
-            times[name]["total"].append((time.perf_counter() - t0) / per_round)
+            times[name]["cpu"].append((time.process_time() - cpu) / per_round)
+            times[name]["wall"].append((time.perf_counter() - wall) / per_round)
             times[name]["forward"].append(forward / per_round)
     return times
 
@@ -227,29 +217,34 @@ def schedule_weights(cfg: Any) -> Dict[str, float]:
 
 
 def train_summary(times: Dict[str, Dict], weights: Dict[str, float]) -> Dict[str, Any]:
-    """ms per step, ratios to `paper` at the same γ, and the ratios over the demo's schedule."""
-    step_ms, ratio, schedule = {}, {}, {}
-    rounds = range(len(times["paper@gamma_1"]["total"]))
+    """CPU and wall ms per step, CPU ratios to `paper` at the same γ and over the schedule."""
+    step_ms, wall_ms, ratio, schedule = {}, {}, {}, {}
+    rounds = range(len(times["paper@gamma_1"]["cpu"]))
 
     def mix(name: str) -> List[float]:  # per round: s per step averaged over the schedule
-        return [sum(weights[g] * times[f"{name}@{g}"]["total"][r] for g in GAMMAS) for r in rounds]
+        return [sum(weights[g] * times[f"{name}@{g}"]["cpu"][r] for g in GAMMAS) for r in rounds]
 
     for name in TRAIN_VARIANTS:
-        per_gamma = {g: times[f"{name}@{g}"]["total"] for g in GAMMAS}
-        step_ms[name] = {g: spread(t, 1e3, 1) for g, t in per_gamma.items()}
-        ratio[name] = {g: ratios(t, times[f"paper@{g}"]["total"]) for g, t in per_gamma.items()}
+        per_gamma = {g: times[f"{name}@{g}"] for g in GAMMAS}
+        step_ms[name] = {g: spread(t["cpu"], 1e3, 1) for g, t in per_gamma.items()}
+        wall_ms[name] = {g: spread(t["wall"], 1e3, 1) for g, t in per_gamma.items()}
+        ratio[name] = {g: ratios(t["cpu"], times[f"paper@{g}"]["cpu"])
+                       for g, t in per_gamma.items()}
         schedule[name] = ratios(mix(name), mix("paper"))
     return dict(train_step_ms=step_ms, train_ratio_to_paper=ratio,
-                demo_schedule_ratio=dict(schedule, gamma_epoch_share=weights))
+                demo_schedule_ratio=dict(schedule, gamma_epoch_share=weights),
+                train_step_wall_ms=wall_ms)
 
 
 def eval_summary(times: Dict[str, Dict]) -> Dict[str, Any]:
-    """ms per evaluation batch and of its forward, ratios to `paper` and tta over no tta."""
-    total = {n: t["total"] for n, t in times.items()}
+    """CPU ms per evaluation batch and of its forward, their ratios to `paper` and of tta over
+    no tta; wall ms per batch."""
+    total = {n: t["cpu"] for n, t in times.items()}
     forward = {n: t["forward"] for n, t in times.items()}
     return dict(
         eval_batch_ms={n: spread(t, 1e3, 1) for n, t in total.items()},
         eval_forward_ms={n: spread(t, 1e3, 1) for n, t in forward.items()},
+        eval_batch_wall_ms={n: spread(t["wall"], 1e3, 1) for n, t in times.items()},
         eval_ratio_to_paper={n: ratios(t, total["paper"]) for n, t in total.items()},
         eval_tta_ratio=dict(batch=ratios(total["image_gate_tta"], total["image_gate"]),
                             forward=ratios(forward["image_gate_tta"], forward["image_gate"])))
@@ -257,22 +252,22 @@ def eval_summary(times: Dict[str, Dict]) -> Dict[str, Any]:
 
 # --- re-seeding, gate refit, memory ---------------------------------------------------------
 
-def time_revive(v: Variant, steps_per_epoch: int, paper_step_s: float) -> Dict[str, Any]:
-    """Per-step usage sum and per-epoch `revive_dead_experts` (one dead expert) of a variant
-    whose loss has run; their share of an epoch of the paper's steps."""
+def time_revive(v: SimpleNamespace, steps_per_epoch: int, paper_step_s: float) -> Dict:
+    """CPU time of the per-step usage sum and of the per-epoch `revive_dead_experts` (one dead
+    expert) of a variant whose loss has run; their share of an epoch of the paper's steps."""
     usage, n = ExpertUsage(), 2000
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(n):
         usage.update(v.loss_fn)
-    update_s = (time.perf_counter() - t0) / n
+    update_s = (time.process_time() - t0) / n
     K = v.model.num_expert
     calls = []
     for _ in range(20):
         usage.mass = torch.tensor([1.0] * (K - 1) + [0.001])  # (K,) the last expert dead
         usage.cost = torch.linspace(0.1, 0.2, K)  # (K,)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         lines = revive_dead_experts(v.model, v.optimizer, usage, 0.03, torch.Generator())
-        calls.append(time.perf_counter() - t0)
+        calls.append(time.process_time() - t0)
     assert len(lines) == 2, lines  # the usage line and one re-seeded expert
     per_epoch = steps_per_epoch * update_s + statistics.median(calls)
     return dict(update_us_per_step=round(update_s * 1e6, 2),
@@ -283,28 +278,31 @@ def time_revive(v: Variant, steps_per_epoch: int, paper_step_s: float) -> Dict[s
 
 def time_refit(config: str, sets: List[str], loader: Any, steps: int, target: int
                ) -> Dict[str, Any]:
-    """Wall seconds of `refit_gate` at 0 and at `steps` steps, and the estimate at `target`."""
-    seconds, images = [], 0
+    """Seconds (CPU and wall) of `refit_gate` at 0 and at `steps` steps, and at `target`."""
+    seconds, images = dict(cpu=[], wall=[]), 0
     for n in (0, steps):
         cfg = load_config(config, sets)
         model, loss_fn = build_model(cfg), build_loss(cfg)
-        t0 = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         images = refit_gate(model, loader, loss_fn, CPU, n, cfg.seed)["images"]
-        seconds.append(time.perf_counter() - t0)
-    per_step, measured = (seconds[1] - seconds[0]) / steps, steps == target
-    at_target = seconds[1] if measured else seconds[0] + target * per_step
-    return dict(images=images, steps_timed=steps, seconds_at_0_steps=round(seconds[0], 2),
-                seconds_at_steps_timed=round(seconds[1], 2), seconds_per_step=round(per_step, 5),
-                target_steps=target, seconds_at_target=round(at_target, 1),
-                target_method="measured" if measured else
-                f"T_0 + {target} x (T_{steps} - T_0) / {steps} (linear in steps)")
+        seconds["cpu"].append(time.process_time() - cpu)
+        seconds["wall"].append(time.perf_counter() - wall)
+    measured = steps == target
+    result = dict(images=images, steps_timed=steps, target_steps=target,
+                  target_method="measured" if measured else
+                  f"T_0 + {target} x (T_{steps} - T_0) / {steps} (linear in steps)")
+    for clock, (t_0, t_n) in seconds.items():
+        per_step = (t_n - t_0) / steps
+        result[clock] = dict(seconds_at_0_steps=round(t_0, 2), seconds_at_steps_timed=round(t_n, 2),
+                             seconds_per_step=round(per_step, 5), seconds_at_target=round(
+                                 t_n if measured else t_0 + target * per_step, 1))
+    return result
 
 
 def _libc_trim() -> Optional[Callable[[], None]]:
     """glibc's malloc_trim(0), or None where the C library or /proc/self/clear_refs lacks."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
         Path("/proc/self/clear_refs").write_text("5")
     except (OSError, AttributeError):
         return None
@@ -333,7 +331,7 @@ def step_peak_mb(step: Callable, repeats: int = 2) -> Optional[float]:
     return round(max(peaks), 1)
 
 
-def parameters(v: Variant) -> Dict[str, int]:
+def parameters(v: SimpleNamespace) -> Dict[str, int]:
     """Parameter counts of a variant's model and of its gating network."""
     count = sum(p.numel() for p in v.model.parameters())
     return dict(model=count, gate=sum(p.numel() for p in v.model.gating.parameters()))
@@ -359,6 +357,7 @@ def measure_training(args: argparse.Namespace, data: Dict[str, Any]) -> Dict[str
 
 
 def measure_evaluation(args: argparse.Namespace, data: Dict[str, Any]) -> Dict[str, Any]:
+    """Evaluation-batch timings with and without the image gate and its averaging; memory."""
     variants = {n: eval_variant(c, s, data["eval"]) for n, (c, s) in EVAL_VARIANTS.items()}
     result = eval_summary(interleave({n: v.step for n, v in variants.items()},
                                      args.eval_rounds, args.eval_steps))

@@ -15,7 +15,8 @@ def test_interleave_warms_up_once_then_runs_every_step_per_round_in_turned_order
     steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
     times = interleave(steps, rounds=3, per_round=2)
     assert calls == list("abc") + list("aabbcc") + list("bbccaa") + list("ccaabb")
-    assert {n: len(t["total"]) for n, t in times.items()} == dict(a=3, b=3, c=3)
+    assert {n: (len(t["cpu"]), len(t["wall"])) for n, t in times.items()} == \
+        dict(a=(3, 3), b=(3, 3), c=(3, 3))
     assert all(t["forward"] == [0.0] * 3 for t in times.values())
 
 
