@@ -15,6 +15,7 @@ import torch
 
 from utils.build import build_loaders, build_loss, build_model, run_dir_of
 from utils.config.config import Config
+from utils.config.files import copy_config
 from utils.evaluation.report import tensorboard_sample_grid
 from utils.evaluation.run import evaluate_checkpoint
 from utils.runtime import distributed
@@ -48,7 +49,7 @@ def train_and_test(cfg: Config, config_file: str, device: torch.device,
     run_dir = run_dir_of(cfg)
     if is_main():
         write_json(run_dir / "config.json", cfg)
-        shutil.copy(config_file, run_dir / Path(config_file).name)
+        copy_config(config_file, run_dir)  # loadable from the run folder, bases resolved
     best_ged = train(cfg, device, run_dir, resume=resume)
     if cfg.gate_refit_steps:
         refit_best_checkpoint(cfg, device, run_dir)
