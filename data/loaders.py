@@ -2,9 +2,10 @@
 
 Train: shuffled with a `torch.Generator` seeded by `seed`, drop_last=True. Val: not shuffled,
 drop_last=True. Test: not shuffled, drop_last=False (as the authors). With `distributed=True`
-each split gets a `DistributedSampler` (train shuffled with `seed`; the engine calls
-`set_epoch`); its drop_last follows the split's, so a test set not divisible by the world size
-is padded with repeated items, as DistributedSampler does.
+a split gets a `DistributedSampler` (train shuffled with `seed`; the engine calls `set_epoch`);
+the engine asks for it on the training split only: evaluation loaders stay whole and in order,
+and `utils.runtime.distributed.shard_eval_loader` deals their batches out to the processes, so
+every image is evaluated exactly once.
 """
 
 from __future__ import annotations
