@@ -1,8 +1,8 @@
 """What each extension of MoSE costs on the synthetic LIDC demo, against the paper's method:
 training step, evaluation batch, re-seeding, gate refit and memory; prints one JSON object.
 
-    python benchmarks/bench_extensions.py [--threads 1] [--rounds 8] [--steps 2]
-        [--eval-rounds 8] [--eval-steps 2] [--refit-image-steps 200]
+    python benchmarks/bench_extensions.py [--threads 1] [--rounds 24] [--steps 1]
+        [--eval-rounds 16] [--eval-steps 1] [--refit-image-steps 200]
         [--refit-bottleneck-steps 1200] [--out benchmarks/results/extensions_cost.json]
 
 All in this one process with a fixed number of torch threads (default 1: on a shared, loaded
@@ -13,13 +13,13 @@ the load is in the provenance). Models: experiments/synthetic_lidc_paper.py with
 changed, and synthetic_lidc.py (every extension) for `full`; inputs: the first batches of the
 demo's data (synthetic_data/lidc_wobble) if it exists, else random tensors of its shapes.
 
-- `train_step_ms`: forward + OT loss + backward + Adam step on one batch of 32 images of
-  `paper` (greedy coupling, bottleneck gate), `exact`, `expert`, `image_gate` and `full`
-  (expert coupling, image gate and re-seeding's per-step usage sum), each at γ = 1/8 (the
-  demo's γ < 1 phases; 'expert' is then the exact transport of 'exact') and at γ = 1. After
-  one warm-up step each, every round runs `--steps` steps of every variant (the order turned by
-  one each round); per variant the median over the rounds of its ms per step and their range,
-  and the median and range of its ratio to `paper` at the same γ in the same round;
+- `train_step_ms`: forward + OT loss + backward + Adam step on a batch of 32 images of `paper`
+  (greedy coupling, bottleneck gate), `exact`, `expert`, `image_gate` and `full` (expert
+  coupling, image gate, re-seeding's per-step usage sum), each at γ = 1/8 (the demo's γ < 1
+  phases; 'expert' is then the exact transport of 'exact') and at γ = 1. After a warm-up step
+  each, every round runs `--steps` steps of every variant (the order turned by one each round):
+  the median of a variant's ms per step over the rounds and their range; the median and range
+  of its ratio to `paper` at the same γ in the same round, and the ratio of the fastest rounds;
   `demo_schedule_ratio` weights γ < 1 and γ = 1 by the demo's epochs in each phase.
 - `eval_batch_ms`: one evaluation batch of 50 images (compact forward, GED / M-IoU, ECE
   update) with the paper's gate, the image gate, and the image gate with `gate_tta` (π averaged
@@ -86,10 +86,10 @@ CPU = torch.device("cpu")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--rounds", type=int, default=8, help="training-step rounds")
-    p.add_argument("--steps", type=int, default=2, help="steps per variant per round")
-    p.add_argument("--eval-rounds", type=int, default=8)
-    p.add_argument("--eval-steps", type=int, default=2, help="batches per variant per round")
+    p.add_argument("--rounds", type=int, default=24, help="training-step rounds")
+    p.add_argument("--steps", type=int, default=1, help="steps per variant per round")
+    p.add_argument("--eval-rounds", type=int, default=16)
+    p.add_argument("--eval-steps", type=int, default=1, help="batches per variant per round")
     p.add_argument("--refit-image-steps", type=int, default=200,
                    help="refit steps timed for the image gate (extrapolated to the demo's)")
     p.add_argument("--refit-bottleneck-steps", type=int, default=1200)
@@ -204,9 +204,11 @@ def spread(values: List[float], scale: float = 1.0, digits: int = 4) -> Dict[str
 
 
 def ratios(values: List[float], reference: List[float]) -> Dict[str, float]:
-    """Median and range of the per-round ratios values[r] / reference[r]."""
+    """Median and range of the per-round ratios values[r] / reference[r], and the ratio of the
+    fastest rounds (min / min: the two least disturbed by other work on the machine)."""
     r = [a / b for a, b in zip(values, reference)]
-    return dict(median=round(statistics.median(r), 3), min=round(min(r), 3), max=round(max(r), 3))
+    return dict(median=round(statistics.median(r), 3), min=round(min(r), 3), max=round(max(r), 3),
+                of_fastest=round(min(values) / min(reference), 3))
 
 
 def schedule_weights(cfg: Any) -> Dict[str, float]:
@@ -250,7 +252,7 @@ def eval_summary(times: Dict[str, Dict]) -> Dict[str, Any]:
                             forward=ratios(forward["image_gate_tta"], forward["image_gate"])))
 
 
-# --- re-seeding, gate refit, memory ---------------------------------------------------------
+# --- re-seeding, gate refit, memory; main ------------------------------------------------
 
 def time_revive(v: SimpleNamespace, steps_per_epoch: int, paper_step_s: float) -> Dict:
     """CPU time of the per-step usage sum and of the per-epoch `revive_dead_experts` (one dead
@@ -260,8 +262,7 @@ def time_revive(v: SimpleNamespace, steps_per_epoch: int, paper_step_s: float) -
     for _ in range(n):
         usage.update(v.loss_fn)
     update_s = (time.process_time() - t0) / n
-    K = v.model.num_expert
-    calls = []
+    K, calls = v.model.num_expert, []
     for _ in range(20):
         usage.mass = torch.tensor([1.0] * (K - 1) + [0.001])  # (K,) the last expert dead
         usage.cost = torch.linspace(0.1, 0.2, K)  # (K,)
@@ -336,8 +337,6 @@ def parameters(v: SimpleNamespace) -> Dict[str, int]:
     count = sum(p.numel() for p in v.model.parameters())
     return dict(model=count, gate=sum(p.numel() for p in v.model.gating.parameters()))
 
-
-# --- main -----------------------------------------------------------------------------------
 
 def measure_training(args: argparse.Namespace, data: Dict[str, Any]) -> Dict[str, Any]:
     """Training-step timings, their memory and parameters, and re-seeding's cost."""

@@ -28,8 +28,11 @@ def test_interleave_averages_what_a_step_reports_as_its_forward():
 
 def test_ratios_are_taken_within_each_round():
     # a slow second round raises both: the per-round ratio stays 2
-    assert ratios([2.0, 20.0, 4.0], [1.0, 10.0, 2.0]) == dict(median=2.0, min=2.0, max=2.0)
-    assert ratios([1.0, 3.0, 2.0], [1.0, 1.0, 1.0]) == dict(median=2.0, min=1.0, max=3.0)
+    assert ratios([2.0, 20.0, 4.0], [1.0, 10.0, 2.0]) == dict(median=2.0, min=2.0, max=2.0,
+                                                              of_fastest=2.0)
+    # of_fastest: the fastest round of each, whichever rounds they are
+    assert ratios([1.0, 3.0, 2.0], [2.0, 1.0, 1.0]) == dict(median=2.0, min=0.5, max=3.0,
+                                                            of_fastest=1.0)
 
 
 def test_spread_scales_and_keeps_every_round():
