@@ -13,7 +13,8 @@ DevTools protocol over a pipe (no network, no extra package):
 Pages measured: synthetic evaluation pages of `--sizes` images (fabricated values, K=4 experts,
 M=4 annotations; every card's strip file is a hard link to one real strip, so paths and files
 are real), and any `--pages` written by real runs. `--screenshot PAGE` saves a 1400x1000
-screenshot of PAGE (after the images in view have loaded) to imgs/review_page.png. Also the
+screenshot of PAGE (at `--view`, tiles at 75 % by default; after the images in view have loaded)
+to imgs/review_page.png. Also the
 cost of drawing and writing one image strip (32x32 and 128x128 inputs). Prints JSON and writes
 benchmarks/results/review_page.json with provenance.
 
@@ -159,12 +160,14 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def measure_once(binary: str, page: Path, screenshot: Optional[Path] = None) -> Dict[str, Any]:
-    """Open `page` in a fresh browser: its timings, the re-sort time, optionally a screenshot."""
+def measure_once(binary: str, page: Path, screenshot: Optional[Path] = None,
+                 view: str = "") -> Dict[str, Any]:
+    """Open `page` (with the address state `view`, e.g. 'zoom=0.75') in a fresh browser: its
+    timings, the re-sort time, optionally a screenshot."""
     browser = Browser(binary)
     try:
         browser.call("Page.navigate", wait_event="Page.loadEventFired",
-                     url=page.resolve().as_uri())
+                     url=page.resolve().as_uri() + (f"#{view}" if view else ""))
         timings = json.loads(browser.evaluate(TIMINGS_JS))
         if "error" in timings:
             raise RuntimeError(f"{page}: {timings['error']} within 60 s (a script error?)")
@@ -247,6 +250,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pages", nargs="*", default=[], help="pages written by real runs")
     p.add_argument("--screenshot", metavar="PAGE", help="save a screenshot of PAGE")
     p.add_argument("--screenshot-out", default=str(ROOT / "imgs" / "review_page.png"))
+    p.add_argument("--view", default="zoom=0.75",
+                   help="the screenshot's address state (sort, dir, q, page, zoom)")
     p.add_argument("--repeats", type=int, default=3, help="fresh browsers per page (median)")
     p.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "review_page.json"))
@@ -269,9 +274,11 @@ def main() -> None:
         result["pages"][page] = measure(args.chromium, Path(page), args.repeats)
     if args.screenshot:
         shot = Path(args.screenshot_out)
-        measure_once(args.chromium, Path(args.screenshot), shot)
-        result["screenshot"] = dict(page=args.screenshot, file=str(shot.relative_to(ROOT))
-                                    if shot.resolve().is_relative_to(ROOT) else str(shot))
+        measure_once(args.chromium, Path(args.screenshot), shot, args.view)
+        inside = shot.resolve().is_relative_to(ROOT)
+        result["screenshot"] = dict(page=args.screenshot, view=args.view,
+                                    file=str(shot.resolve().relative_to(ROOT)) if inside
+                                    else str(shot))
     result["provenance"] = provenance()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -111,7 +111,9 @@ def fake_arrays(mi_level: float, rng: np.random.Generator, K: int = 3, H: int = 
     arrays["mutual_information"][0, 1:] += mi_level / (W - 1)  # keeps the mean at mi_level
     if experts:
         pi = rng.dirichlet(np.ones(K)).astype(np.float32)
-        arrays.update(expert_probs=pi, expert_mean_prob=np.repeat(arrays["mean_prob"][None], K, 0))
+        modes = np.repeat(arrays["mean_prob"][None], K, 0)  # (K, 2, H, W)
+        modes[0] = [[[1.0]], [[0.0]]]  # expert 0 segments nothing
+        arrays.update(expert_probs=pi, expert_mean_prob=modes)
     return arrays
 
 
@@ -145,8 +147,9 @@ def test_prediction_page_has_a_card_per_image_in_the_stated_order(tmp_path):
         assert row["mi"] == pytest.approx(float(a["mutual_information"].mean()), abs=1e-6)
         pi = a["expert_probs"].astype(np.float64)
         assert row["hpi"] == pytest.approx(float(-(pi * np.log(pi)).sum()), abs=1e-6)
-        assert [k for k, _ in row["modes"]] == list(np.argsort(-pi))  # heaviest first
-        assert [w for _, w in row["modes"]] == pytest.approx(sorted(pi, reverse=True), abs=1e-6)
+        assert [m[0] for m in row["modes"]] == list(np.argsort(-pi))  # heaviest first
+        assert [m[1] for m in row["modes"]] == pytest.approx(sorted(pi, reverse=True), abs=1e-6)
+        assert [m[2] for m in row["modes"]] == [int(m[0] == 0) for m in row["modes"]]
 
 
 def test_strip_holds_every_tile_where_the_page_crops_it(tmp_path):
@@ -171,8 +174,10 @@ def test_baseline_cards_show_the_samples(tmp_path):
     assert "hpi" not in [key for key, _, _ in page["data"]["sorts"]]
     for row in page["rows"]:
         assert row["hpi"] is None and row["nmodes"] == 20 and len(row["modes"]) == 16
-        assert [k for k, _ in row["modes"]] == list(range(16))  # equal weights: stable order
-        assert all(w == pytest.approx(1 / 20) for _, w in row["modes"])
+        assert [m[0] for m in row["modes"]] == list(range(16))  # equal weights: stable order
+        assert all(m[1] == pytest.approx(1 / 20) for m in row["modes"])
+        samples = arrays[row["id"]]["samples"]
+        assert [m[2] for m in row["modes"]] == [int(not samples[m[0]].any()) for m in row["modes"]]
         width = Image.open(tmp_path / row["strip"]).size[0]
         assert width == (4 + 16) * 8
     assert [r["id"] for r in page["rows"]] == ["q.png", "p.png"]

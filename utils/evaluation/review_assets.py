@@ -126,8 +126,8 @@ function tiles(r) {
   var word = D.mode_label === "expert" ? " \u00b7 \u03c0 " : " \u00b7 w ";
   t += '<span class="sep"></span>';
   r.modes.forEach(function (m, j) {
-    t += tile(r, D.tiles.length + j, n, D.mode_label + " " + m[0] + word + m[1].toFixed(3),
-              j === 0 ? " top" : "");
+    t += tile(r, D.tiles.length + j, n, D.mode_label + " " + m[0] + word + m[1].toFixed(3) +
+              (m[2] ? " \u00b7 empty" : ""), j === 0 ? " top" : "");
   });
   if (r.nmodes > r.modes.length) {
     t += '<div class="empty">+' + (r.nmodes - r.modes.length) + " lighter " + D.mode_label +

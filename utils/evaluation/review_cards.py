@@ -28,7 +28,7 @@ import torch
 from utils.evaluation.predict import uncertainty
 from utils.evaluation.predict_figure import display_image
 from utils.evaluation.review_page import stored, write_review_page
-from utils.evaluation.review_tiles import review_tiles, save_strip
+from utils.evaluation.review_tiles import publish, review_tiles, save_strip
 from utils.evaluation.visualize import display_image as input_image
 
 MAX_MODES = 16
@@ -45,7 +45,7 @@ def pi_entropy(weights: np.ndarray) -> float:
 def make_card(image_id: str, stem: str, strip: Optional[str], tile: Sequence[int], mi: float,
               h: float, weights: np.ndarray, order: np.ndarray, experts: bool,
               ged: Optional[float] = None, miou: Optional[float] = None,
-              annots: Sequence[float] = ()) -> Dict[str, Any]:
+              annots: Sequence[float] = (), empty: Sequence[bool] = ()) -> Dict[str, Any]:
     """One card dict (`review_page` module docstring).
 
     Args:
@@ -59,12 +59,25 @@ def make_card(image_id: str, stem: str, strip: Optional[str], tile: Sequence[int
         experts: `weights` is π (the entropy of π is stored).
         ged, miou: the image's evaluation figures (evaluation runs).
         annots: the probabilities of the annotations shown.
+        empty: per mode shown, its segmentation has no foreground (the caption says so).
     """
+    empty = list(empty) or [False] * len(order)
     return dict(id=image_id, stem=stem, strip=strip, th=int(tile[0]), tw=int(tile[1]),
                 mi=stored(mi), h=stored(h), hpi=stored(pi_entropy(weights)) if experts else None,
                 ged=stored(ged), miou=stored(miou),
-                modes=[[int(k), stored(weights[k])] for k in order], nmodes=len(weights),
+                modes=[[int(k), stored(weights[k]), int(e)] for k, e in zip(order, empty)],
+                nmodes=len(weights),
                 annots=[stored(p) for p in annots])
+
+
+def empty_modes(modes: np.ndarray) -> List[bool]:
+    """Per mode, whether its segmentation has no foreground class.
+
+    Args:
+        modes: (K, C, H, W) probabilities (argmax taken) or (N, H, W) labels.
+    """
+    labels = modes.argmax(1) if modes.ndim == 4 else modes  # (K, H, W)
+    return [not bool(m.any()) for m in labels]
 
 
 def mode_order(weights: np.ndarray) -> np.ndarray:
@@ -111,8 +124,8 @@ class PredictionReview:
         self.num_modes = len(weights)
         order = mode_order(weights)
         strip, tile = None, (0, 0)
+        modes = arrays["expert_mean_prob" if self.experts else "samples"][order]
         if self.figures:
-            modes = arrays["expert_mean_prob" if self.experts else "samples"][order]
             tiles = review_tiles(display_image(raw)[0], arrays["mean_prob"],
                                  arrays["entropy_total"], arrays["mutual_information"], modes)
             strip = f"{STRIPS}/{stem}.png"
@@ -120,7 +133,7 @@ class PredictionReview:
         self.cards[path] = make_card(Path(path).name, stem, strip, tile,
                                      float(arrays["mutual_information"].mean()),
                                      float(arrays["entropy_total"].mean()), weights, order,
-                                     self.experts)
+                                     self.experts, empty=empty_modes(modes))
 
     def write(self, cfg: Any, input_path: str, paths: List[str], ckpt: Path,
               num_failed: int) -> Path:
@@ -218,7 +231,8 @@ class EvaluationReview:
         tile = save_strip(self.out_dir / strip, tiles)
         image_id = self.ids[index] if index < len(self.ids) else str(index)
         self.cards.append(make_card(image_id, str(index), strip, tile, mi, h, a["weights"],
-                                    order, self.experts, annots=a["label_probs"][real]))
+                                    order, self.experts, annots=a["label_probs"][real],
+                                    empty=empty_modes(a["modes"][order])))
         self.pis.append(a["weights"] if self.experts else None)
 
     def write(self, results: Dict[str, Any], split: str) -> Path:
@@ -279,5 +293,5 @@ class EvaluationReview:
                 if self.experts:
                     row += [card["hpi"]] + [f"{p:.6f}" for p in pi]
                 writer.writerow(["" if v is None else v for v in row])
-        os.replace(tmp, path)
+        publish(tmp, path)
         return path

@@ -11,7 +11,8 @@ filters them by image id and keeps its state in the address (#sort=ged&dir=desc&
 A card is a dict with `id`, `stem`, `strip` (relative path of the card's image strip, or None),
 `th`, `tw` (tile size), `mi`, `h` (mean mutual information and total entropy, nats), `hpi`
 (entropy of π, nats; None for the baselines), `ged`, `miou` (evaluation runs, else None),
-`modes` ([index, weight] of the modes shown, in strip order), `nmodes` (how many the model has)
+`modes` ([index, weight, 1 if its segmentation is empty else 0] of the modes shown, in strip
+order), `nmodes` (how many the model has)
 and `annots` (annotation probabilities, evaluation runs).
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from data.folder import natural_key
 from utils.evaluation.review_assets import CSS, SCRIPT, magma_gradient
+from utils.evaluation.review_tiles import publish
 
 FIELDS = ("id", "stem", "strip", "th", "tw", "mi", "h", "hpi", "ged", "miou", "modes", "nmodes",
           "annots")
@@ -174,5 +176,5 @@ def write_review_page(out_dir: Path, header: Dict[str, Any], cards: Sequence[Dic
     fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".html", dir=out_dir)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
+    publish(tmp, path)
     return path

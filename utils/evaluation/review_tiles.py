@@ -126,6 +126,13 @@ def review_tiles(image: np.ndarray, mean_prob: np.ndarray, entropy_total: np.nda
     return tiles
 
 
+def publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the usual permissions (mkstemp makes it private) and
+    rename it to `path`."""
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def save_strip(path: Path, tiles: List[np.ndarray]) -> Tuple[int, int]:
     """Write the tiles side by side as one PNG (atomically): at the image's resolution, or
     shrunk to `tile_size` for images larger than TILE_BOX (the page enlarges small tiles).
@@ -147,7 +154,7 @@ def save_strip(path: Path, tiles: List[np.ndarray]) -> Tuple[int, int]:
     os.close(fd)
     try:
         strip.save(tmp, format="PNG", compress_level=3)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         os.remove(tmp)
         raise
