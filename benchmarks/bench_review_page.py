@@ -14,9 +14,8 @@ Pages measured: synthetic evaluation pages of `--sizes` images (fabricated value
 M=4 annotations; every card's strip file is a hard link to one real strip, so paths and files
 are real), and any `--pages` written by real runs. `--screenshot PAGE` saves a 1400x1000
 screenshot of PAGE (at `--view`, tiles at 75 % by default; after the images in view have loaded)
-to imgs/review_page.png. Also the
-cost of drawing and writing one image strip (32x32 and 128x128 inputs). Prints JSON and writes
-benchmarks/results/review_page.json with provenance.
+to imgs/review_page.png. Also the cost of drawing and writing one image strip (32x32 and 128x128
+inputs). Prints JSON and writes benchmarks/results/review_page.json with provenance.
 
     python benchmarks/bench_review_page.py --pages log/.../test/index.html \
         --screenshot log/.../test/index.html
