@@ -46,7 +46,7 @@ gap:8px 12px;padding:7px 16px;background:#e9ecef;border-bottom:1px solid #cfd4da
 .tiles{display:flex;flex-wrap:wrap;gap:6px}
 figure.t{margin:0}.crop{overflow:hidden;background:#ddd}
 .crop img{display:block;max-width:none}.crop img.up{image-rendering:pixelated}
-figcaption{font-size:11px;color:#333;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+figcaption{font-size:11px;line-height:1.25;color:#333;overflow-wrap:anywhere}
 figure.top figcaption{font-weight:700}figure.annot figcaption{color:#1b5e9a}
 .sep{width:1px;align-self:stretch;background:#c4c9cf;margin:0 2px}
 .empty{color:#5b6570;padding:12px 0}
@@ -116,14 +116,14 @@ function tile(r, i, n, caption, cls) {
   return '<figure class="t' + (cls || "") + '"><div class="crop" style="width:' + w +
     "px;height:" + h + 'px"><img src="' + esc(url(r.strip)) + '" loading="lazy" alt=""' +
     (state.zoom >= 1 ? ' class="up"' : "") + ' width="' + n * w + '" height="' + h +
-    '" style="margin-left:' + (-i * w) + 'px"></div><figcaption style="max-width:' +
-    Math.max(w, 96) + 'px">' + caption + "</figcaption></figure>";
+    '" style="margin-left:' + (-i * w) + 'px"></div><figcaption style="width:' +
+    Math.max(w, 64) + 'px">' + caption + "</figcaption></figure>";
 }
 function tiles(r) {
   if (!r.strip) return '<div class="empty">no image strip (run without figures)</div>';
   var n = D.tiles.length + r.modes.length + r.annots.length;
   var t = D.tiles.map(function (name, i) { return tile(r, i, n, esc(name)); }).join("");
-  var word = D.mode_label === "expert" ? " \u00b7 \u03c0 " : " \u00b7 w ";
+  var word = D.mode_label === "expert" ? "<br>\u03c0 " : "<br>w ";
   t += '<span class="sep"></span>';
   r.modes.forEach(function (m, j) {
     t += tile(r, D.tiles.length + j, n, D.mode_label + " " + m[0] + word + m[1].toFixed(3) +
@@ -135,7 +135,7 @@ function tiles(r) {
   }
   if (r.annots.length) t += '<span class="sep"></span>';
   r.annots.forEach(function (p, j) {
-    t += tile(r, D.tiles.length + r.modes.length + j, n, "annotation " + j + " \u00b7 " +
+    t += tile(r, D.tiles.length + r.modes.length + j, n, "annotation " + j + "<br>p " +
               p.toFixed(2), " annot");
   });
   return t;
