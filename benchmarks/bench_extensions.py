@@ -1,8 +1,8 @@
 """What each extension of MoSE costs on the synthetic LIDC demo, against the paper's method:
 training step, evaluation batch, re-seeding, gate refit and memory; prints one JSON object.
 
-    python benchmarks/bench_extensions.py [--threads 1] [--rounds 24] [--steps 1]
-        [--eval-rounds 16] [--eval-steps 1] [--refit-image-steps 200]
+    python benchmarks/bench_extensions.py [--threads 1] [--rounds 36] [--steps 1]
+        [--eval-rounds 24] [--eval-steps 1] [--refit-image-steps 200]
         [--refit-bottleneck-steps 1200] [--out benchmarks/results/extensions_cost.json]
 
 All in this one process with a fixed number of torch threads (default 1: on a shared, loaded
@@ -86,9 +86,9 @@ CPU = torch.device("cpu")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--rounds", type=int, default=24, help="training-step rounds")
+    p.add_argument("--rounds", type=int, default=36, help="training-step rounds")
     p.add_argument("--steps", type=int, default=1, help="steps per variant per round")
-    p.add_argument("--eval-rounds", type=int, default=16)
+    p.add_argument("--eval-rounds", type=int, default=24)
     p.add_argument("--eval-steps", type=int, default=1, help="batches per variant per round")
     p.add_argument("--refit-image-steps", type=int, default=200,
                    help="refit steps timed for the image gate (extrapolated to the demo's)")
@@ -367,7 +367,7 @@ def measure_evaluation(args: argparse.Namespace, data: Dict[str, Any]) -> Dict[s
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    command = "benchmarks/bench_extensions.py " + shlex.join(sys.argv[1:])
+    command = shlex.join(["benchmarks/bench_extensions.py", *sys.argv[1:]])
     demo = load_config(DEMO)
     malloc_reuse = reuse_freed_memory() if demo.cpu_malloc_reuse else False
     data = demo_batches(demo)

@@ -133,6 +133,17 @@ def _extensions(d: Dict[str, Any]) -> str:
             f"{ratios(d['demo_schedule_ratio'])}; evaluation: {ratios(d['eval_ratio_to_paper'])}")
 
 
+def _extensions(d: Dict[str, Any]) -> str:
+    schedule, refit = d["demo_schedule_ratio"], d["gate_refit"]
+    steps = ", ".join(f"{n} ×{schedule[n]['median']:.2f}"
+                      for n in ("exact", "expert", "image_gate", "full"))
+    return (f"training step (CPU) over the paper's on the demo's γ schedule: {steps}; eval batch "
+            f"with gate_tta ×{d['eval_tta_ratio']['batch']['median']:.2f}; gate refit of "
+            f"{refit['image']['target_steps']} steps (CPU): image "
+            f"{refit['image']['cpu']['seconds_at_target']:.0f} s, bottleneck "
+            f"{refit['bottleneck']['cpu']['seconds_at_target']:.0f} s")
+
+
 def _table(_: Any) -> str:
     return "the table of the JSON beside it"
 
@@ -229,4 +240,7 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
      None, _extensions),
     ("head_layout_*.json", "training step of the fast head's two layouts, maps and rows",
      _head_layout_command, _head_layout),
+    ("extensions_cost*.json", "what each extension costs on the synthetic LIDC demo against the "
+     "paper's method: training step, evaluation batch, re-seeding, gate refit, memory",
+     "python benchmarks/bench_extensions.py", _extensions),
 ]
