@@ -125,15 +125,6 @@ def _runs(d: Dict[str, Any]) -> str:
 
 
 def _extensions(d: Dict[str, Any]) -> str:
-    def ratios(table: Dict[str, Any]) -> str:
-        return ", ".join(f"{k} ×{v['median']:.2f}" for k, v in table.items()
-                         if k != "paper" and isinstance(v, dict) and "median" in v)
-
-    return (f"time over the paper's method (median): training, demo schedule: "
-            f"{ratios(d['demo_schedule_ratio'])}; evaluation: {ratios(d['eval_ratio_to_paper'])}")
-
-
-def _extensions(d: Dict[str, Any]) -> str:
     schedule, refit = d["demo_schedule_ratio"], d["gate_refit"]
     steps = ", ".join(f"{n} ×{schedule[n]['median']:.2f}"
                       for n in ("exact", "expert", "image_gate", "full"))
@@ -142,6 +133,12 @@ def _extensions(d: Dict[str, Any]) -> str:
             f"{refit['image']['target_steps']} steps (CPU): image "
             f"{refit['image']['cpu']['seconds_at_target']:.0f} s, bottleneck "
             f"{refit['bottleneck']['cpu']['seconds_at_target']:.0f} s")
+
+
+def _review_page(d: Dict[str, Any]) -> str:
+    return "; ".join(f"{n} images: first paint {p['first_paint_ms']:.0f} ms, cards "
+                     f"{p['cards_rendered_ms']:.0f} ms, re-sort {p['resort_by_ged_ms']:.0f} ms, "
+                     f"{p['html_bytes'] / 1e6:.2f} MB" for n, p in d["synthetic"].items())
 
 
 def _table(_: Any) -> str:
@@ -235,9 +232,9 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
      "best possible gate, refit gates of several inputs (one line per run)",
      "python research/gate_limit.py", _gate_limit),
     ("authors_code_*.json", "see the file", None, _runs),
-    ("extensions_cost*.json", "what each extension of MoSE costs against the paper's method on "
-     "the synthetic LIDC demo: training step, evaluation batch, re-seeding, gate refit, memory",
-     None, _extensions),
+    ("review_page*.json", "the evaluation review page in headless Chromium: time to first paint "
+     "and to the first cards, re-sorting, page size (synthetic pages of N images)", None,
+     _review_page),
     ("head_layout_*.json", "training step of the fast head's two layouts, maps and rows",
      _head_layout_command, _head_layout),
     ("extensions_cost*.json", "what each extension costs on the synthetic LIDC demo against the "
