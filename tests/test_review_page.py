@@ -152,6 +152,17 @@ def test_prediction_page_has_a_card_per_image_in_the_stated_order(tmp_path):
         assert [m[2] for m in row["modes"]] == [int(m[0] == 0) for m in row["modes"]]
 
 
+def test_without_figures_the_cards_have_no_strip(tmp_path):
+    review = PredictionReview(tmp_path, figures=False)
+    review.add("in/a.png", "a", np.zeros((1, 6, 8), np.float32),
+               fake_arrays(0.1, np.random.default_rng(0)))
+    cfg = load_config("experiments/synthetic_lidc.py")
+    page = parse_page(review.write(cfg, "in", ["in/a.png", "in/b.png"], Path("w.pth"), 1))
+    assert [r["strip"] for r in page["rows"]] == [None]  # b.png failed: no card
+    assert page["data"]["links"] == [["arrays", "{stem}_prediction.npz"]]
+    assert not (tmp_path / "review").exists()
+
+
 def test_strip_holds_every_tile_where_the_page_crops_it(tmp_path):
     path, arrays = fabricated_prediction(tmp_path, {"x.png": 0.2})
     row = parse_page(path)["rows"][0]
