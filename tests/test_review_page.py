@@ -275,3 +275,18 @@ def test_page_script_parses(tmp_path):
     check = subprocess.run(["node", "--check", str(tmp_path / "page.js")], capture_output=True,
                            text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_prediction_page_is_written_when_some_images_fail(tiny_run, tmp_path):
+    root, _, _ = tiny_run
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "good.png").write_bytes((root / "data" / "test" / "images" / "img0.png").read_bytes())
+    (source / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="1 of 2 images failed"):
+        main.main(run_args(root, "--predict", str(source), "--out", str(tmp_path / "out"),
+                           "--ckpt", str(root / "fresh.pth")))
+    page = parse_page(tmp_path / "out" / "index.html")
+    assert [r["id"] for r in page["rows"]] == ["good.png"]
+    assert ("a", {"href": "failures.txt"}) in page["tags"]
+    assert_self_contained(page, tmp_path / "out")

@@ -302,10 +302,12 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
     review = PredictionReview(out, figures)
     rows, failures = _predict_all(model, paths, out, cfg, device, figures, review)
     csv_path = write_csv(out, [rows[p] for p in paths if p in rows])
-    page = review.write(cfg, input_path, paths, ckpt, len(failures))
     logger.info(f"predict: {len(rows)} of {len(paths)} images written to {out} ({csv_path.name}, "
-                f"review page {page.name})")
-    report_failures(out, paths, failures)
+                "review page index.html)")
+    try:
+        report_failures(out, paths, failures)
+    finally:  # after failures.txt, which the page links
+        review.write(cfg, input_path, paths, ckpt, len(failures))
     return dict(num_images=len(paths), num_written=len(rows), out=str(out), csv=str(csv_path))
 
 

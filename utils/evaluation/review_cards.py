@@ -139,7 +139,10 @@ class PredictionReview:
               num_failed: int) -> Path:
         """Write DIR/index.html for the cards added (in the order of `paths`)."""
         cards = [self.cards[p] for p in paths if p in self.cards]
-        mean = (lambda key: f"{np.mean([c[key] for c in cards]):.4f}") if cards else str
+
+        def mean(key: str) -> str:
+            return f"{np.mean([c[key] for c in cards]):.4f}" if cards else "\u2013"
+
         facts = [("config", cfg.config_file), ("checkpoint", str(ckpt)), ("written", now()),
                  ("images", f"{len(cards)} of {len(paths)} written, {num_failed} failed"),
                  ("model", model_facts(cfg, self.num_modes, self.experts)),
