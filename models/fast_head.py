@@ -10,7 +10,7 @@ The plain head (models/head.py) forms N modulated copies of the decoder feature 
 - training in float32 on a CPU keeps the plain head's channel-major layout for the rest:
   the product writes (B·N, F0, H·W) maps directly, the BatchNorm2d modules run on them, and the
   remaining 1×1 convolutions are batched products with the weight expanded over the maps
-  (`maps_layout`: 1.5x faster per step than rows on the synthetic demo, 1.15x on LIDC);
+  (`maps_layout`; faster per step than rows on a CPU: docs/performance.md);
 - otherwise (evaluation, bf16, GPUs, compiled kernels) the remaining 1×1 convolutions are
   `F.linear` on a (rows, channels) matrix whose rows are the pixels of every sample (order:
   image, pixel, sample), with batch normalisation over rows, which equals BatchNorm2d over
@@ -348,8 +348,8 @@ def maps_layout(u_d: torch.Tensor, compiled: bool) -> bool:
     """Whether training uses channel-major maps (`first_layer_maps`) instead of rows.
 
     Maps with the BatchNorm2d modules themselves (PyTorch's kernel for NCHW, the plain head's)
-    and batched 1×1 products: a float32 training step on a CPU is 1.5x faster than with rows
-    on the synthetic demo and 1.15x on LIDC (`research/head_layout.py`). Rows stay
+    and batched 1×1 products: a float32 training step on a CPU is faster than with rows
+    (`research/head_layout.py` measures both). Rows stay
     for the compiled kernels, for bf16 (their statistics in float32) and on GPUs, where only
     the rows were measured.
     """

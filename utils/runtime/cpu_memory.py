@@ -3,8 +3,8 @@
 glibc serves allocations above 32 MiB with fresh `mmap` pages and unmaps them on free, so every
 large activation of a training step (the MoSE head's are 128 MiB at batch 4) is page-faulted
 in again: on a 2-core machine that costs more than the arithmetic. Disabling mmap for malloc
-and raising the trim threshold makes freed blocks reusable (measured: training 1.4 → 2.6 img/s,
-evaluation 3.8 → 7.0 img/s on the LIDC paper config at batch 4, see docs/performance.md).
+and raising the trim threshold makes freed blocks reusable (`python benchmarks/bench_train.py
+--no-malloc-reuse` measures the difference; docs/performance.md).
 The price is that the process keeps its peak heap until it exits.
 """
 
