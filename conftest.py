@@ -82,6 +82,25 @@ def reset_torch_state() -> None:
         torch.set_num_threads(DEFAULT_THREADS)
 
 
+def seed_all() -> None:
+    """torch's, numpy's and Python's global generators seeded 0."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_start_state():
+    """A file's module-scoped fixtures, built before any test's own reset, start from the
+    same state too: whatever ran before, a file's shared objects are the same."""
+    reset_logging()
+    reset_torch_state()
+    seed_all()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_global_state(monkeypatch):
     """Every test starts from the same process state and leaves none behind: project logger,
@@ -89,9 +108,7 @@ def isolated_global_state(monkeypatch):
     directory (the repository root), the environment and the fast head's caches."""
     reset_logging()
     reset_torch_state()
-    torch.manual_seed(0)
-    np.random.seed(0)
-    random.seed(0)
+    seed_all()
     monkeypatch.chdir(ROOT)
     environ = dict(os.environ)
     caches = [(cache, dict(cache)) for cache in fast_head_caches()]
