@@ -76,6 +76,32 @@ def test_two_step_training_run_then_test(tmp_path):
     assert_reported_figures(val_demo, "val")
 
 
+def test_a_cityscapes_layout_run_reports_its_brute_force_figures(tmp_path):
+    # 25 classes, 10 evaluated, void masking, logits, the black-box channel, training crops of
+    # the 32x64 scenes: the test figures are those of the tests' own metrics
+    args = ["--device", "cpu", "--set", f"data_folder={tmp_path / 'data'}",
+            "--set", f"log_root={tmp_path / 'log'}", "--set", f"run_root={tmp_path / 'runs'}",
+            "--set", "synthetic_options={'n_train': 4, 'n_val': 2, 'n_test': 3, 'size': (32, 64)}",
+            "--set", "image_size=[16, 16]", "--set", "num_filters=[8, 8]",
+            "--set", "latent_dim=1", "--set", "num_expert=2", "--set", "gamma0=0.5",
+            "--set", "epochs=1", "--set", "train_batch_size=2", "--set", "val_batch_size=2",
+            "--set", "test_batch_size=2", "--set", "num_figures=0", "--set", "num_chunks=1"]
+    results = main.main(["experiments/synthetic_cityscapes.py", *args])
+    assert results["num_images"] == 3 and results["num_samples"] == 2
+    assert_reported_figures(results)  # after two steps, hardly any evaluated class is drawn
+    # the trained weights with three evaluated classes favoured over the rest (the features
+    # choose among them): samples that draw them, so every figure is defined and non-trivial
+    run = tmp_path / "log" / "synthetic" / "synthetic_cityscapes"
+    weights = torch.load(run / "synthetic_cityscapes_best_ged.pth", weights_only=True)
+    weights = weights.get("state_dict", weights)
+    weights["last_layer.bias"][[2, 12, 14]] += 5.0
+    torch.save(weights, tmp_path / "favoured.pth")
+    demo = main.main(["experiments/synthetic_cityscapes.py", "--demo", "test", "--ckpt",
+                      str(tmp_path / "favoured.pth"), *args])
+    want = assert_reported_figures(demo)
+    assert math.isfinite(want["ged"]) and want["miou"] > 0 and want["ece"][0] > 0
+
+
 def test_the_same_command_twice_gives_the_same_results_file(tmp_path):
     # no clock in the result: a fixed number of epochs and seeded sampling, so two runs of one
     # command on one machine write identical results (paths aside)
