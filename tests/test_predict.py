@@ -140,7 +140,7 @@ def test_predict_standard_representation(trained, tmp_path):
     predict(root, tmp_path / "std", "--set", "eval_sample_num=5", "--no-figures",
             source=root / "data" / "val" / "images" / "img2.png")
     assert sorted(p.name for p in (tmp_path / "std").iterdir()) == [
-        "img2_prediction.npz", "predictions.csv"]  # --no-figures: no PNG
+        "img2_prediction.npz", "index.html", "predictions.csv"]  # --no-figures: no PNG
     with np.load(tmp_path / "std" / "img2_prediction.npz") as f:
         assert f["samples"].shape == (5, H, W)
         np.testing.assert_allclose(f["sample_weights"], 0.2)
@@ -231,7 +231,10 @@ def test_a_failing_write_leaves_nothing_partial(trained, tmp_path, monkeypatch):
         predict(trained[0], tmp_path / "out")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["failures.txt", "img0_prediction.npz", "img0_prediction.png",
-                     "img2_prediction.npz", "img2_prediction.png", "predictions.csv"]
+                     "img2_prediction.npz", "img2_prediction.png", "index.html",
+                     "predictions.csv", "review"]
+    assert sorted(p.name for p in (tmp_path / "out" / "review").iterdir()) == ["img0.png",
+                                                                               "img2.png"]
 
 
 def test_predict_needs_out(monkeypatch, capsys):
