@@ -101,8 +101,9 @@ DEFAULTS: Dict[str, Any] = dict(
     # or the pair is undefined and left out ('skip'); docs/metrics.md
     matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or
     # optimal transport ('ot'); weighted samples always use optimal transport
-    num_figures=4,  # --demo val/test: sample grids of the first images in <split>/figures/ (and
-    # a reliability diagram); training: the first val image's grid to TensorBoard. 0: none
+    num_figures=4,  # --demo val/test: sample grids of the first images in <split>/figures/, a
+    # reliability diagram and the review page index.html (one more pass over the split);
+    # training: the first val image's grid to TensorBoard. 0: none of these
     sweep=False,  # --demo val/test: also GED / M-IoU per sample count with bootstrap CIs
     sweep_counts=[1, 4, 16, 32, 100],  # sample counts of the sweep (standard representation;
     # compact with N = K*S nearest to each)
