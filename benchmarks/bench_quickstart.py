@@ -44,7 +44,7 @@ def run_config(clone: Path, config: str, env: Dict[str, str]) -> Dict[str, Any]:
     wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{config} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    lines = [line.split(" INFO ", 1)[-1] for line in proc.stderr.splitlines()
+    lines = [line.split(" INFO ", 1)[-1] for line in proc.stdout.splitlines()
              if " INFO test: GED " in line]  # the logger's console line, after its time stamp
     return dict(config=config, line=lines[-1].strip() if lines else None,
                 wall_s=round(wall, 1), cpu_s=round(cpu, 1))
