@@ -26,6 +26,24 @@ def _learning(d: Dict[str, Any]) -> str:
     return "; ".join(parts) + f" over seeds {', '.join(map(str, entry['seeds']))}"
 
 
+def _ablation(d: Dict[str, Any]) -> str:
+    parts = [f"{row}: ratio {_range(e['summary']['ged_ratio'])}, mode-mass error "
+             f"{_range(e['summary']['mode_mass_error'])}" for row, e in d["configs"].items()
+             if row in ("paper", "full")]
+    return "; ".join(parts) + f" ({len(d['configs'])} rows)"
+
+
+def _quickstart(d: Dict[str, Any]) -> str:
+    return "; ".join(f"{r['config']}: {r['wall_s'] / 60:.1f} min wall, {r['cpu_s'] / 60:.1f} "
+                     f"CPU-min" for r in d["runs"])
+
+
+def _test_line(text: str) -> str:
+    lines = [line.split(" INFO ", 1)[-1] for line in text.splitlines()
+             if " INFO test: GED " in line]
+    return lines[-1] if lines else "no test line"
+
+
 def _baselines(d: Dict[str, Any]) -> str:
     return "GED ratio " + "; ".join(f"{m}: {_range(s['ged_ratio'])}"
                                     for m, s in d["summary"].items())
@@ -207,6 +225,14 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
     ("learning_*.json", "synthetic configs trained and tested over seeds: figures per seed and "
      "their summary", None, _learning),
     ("learning_*.md", "the tables of the JSON beside it", None, _table),
+    ("ablation_*.json", "an ablation (benchmarks/ablations.py): every row trained or re-evaluated "
+     "over seeds, figures per seed and their summary", None, _ablation),
+    ("ablation_*.md", "the ablation table and the per-row tables of the JSON beside it", None,
+     _table),
+    ("quickstart_logs/*.log.txt", "the text log of one quick-start run of quickstart.json (its "
+     "printed test line)", "python benchmarks/bench_quickstart.py", _test_line),
+    ("quickstart*.json", "the README's quick start on a fresh clone: the printed test line, "
+     "wall-clock and CPU seconds per config", None, _quickstart),
     ("compare_*.json", "training and evaluation speed of the default path over the reference "
      "formulation (same config, interleaved subprocesses): median ratios over rounds",
      _compare_command, _compare),
