@@ -7,7 +7,7 @@ method); the method's own settings are the published ones (latent size 6, beta 1
 SSN over three seeds by `benchmarks/bench_baselines.py`.
 """
 
-_base_ = "synthetic_lidc.py"
+_base_ = "synthetic_lidc_paper.py"
 experiment_name = "synthetic_lidc_prob_unet"
 method = "prob_unet"
 prob_unet_latent_dim = 6  # Kohl et al. 2018

@@ -8,7 +8,7 @@ Monteiro et al. 2020, see `lidc_ssn.py`). Evaluation: 16 logit samples per image
 MoSE and the Prob. U-Net over three seeds by `benchmarks/bench_baselines.py`.
 """
 
-_base_ = "synthetic_lidc.py"
+_base_ = "synthetic_lidc_paper.py"
 experiment_name = "synthetic_lidc_ssn"
 method = "ssn"
 ssn_rank = 10  # Monteiro et al. 2020
