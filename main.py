@@ -5,6 +5,7 @@
     python main.py CONFIG --predict IMAGES --out DIR   # predictions + uncertainty for new images
     python main.py CONFIG --set lr=5e-4 --set eval_sample_num=16 --device cpu
     python main.py CONFIG --resume                # continue from the last completed epoch
+    python main.py CONFIG --fastest               # bf16 / compiled head where the machine has them
     torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP): docs/distributed.md
 
 The protocol itself (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
@@ -30,6 +31,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting with a Python literal (repeatable)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="overrides the config's device")
+    p.add_argument("--fastest", action="store_true",
+                   help="bf16 autocast and the compiled head where this machine runs them fast "
+                        "(the same as --set fastest=True; docs/performance.md)")
     p.add_argument("--predict", metavar="INPUT",
                    help="predict an image file or every image of a folder (needs --out)")
     p.add_argument("--out", metavar="DIR", help="--predict: output folder")
@@ -54,11 +58,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     Launched by torchrun, every process runs this inside one process group (`utils.runtime`).
     """
     args = parse_args(argv)
-    from utils.config.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    if args.device:
-        cfg["device"] = args.device
+    cfg = load_run_config(args)
     from utils.build import resolve_device
     from utils.config.errors import out_of_memory_hint
     from utils.runtime import distributed
@@ -71,11 +71,22 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         distributed.cleanup()
 
 
+def load_run_config(args: argparse.Namespace) -> Any:
+    """The run's settings: the config file, `--set` items, `--fastest` and `--device`."""
+    from utils.config.config import load_config
+
+    cfg = load_config(args.config, args.overrides + ["fastest=True"] * args.fastest)
+    if args.device:
+        cfg["device"] = args.device
+    return cfg
+
+
 def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, Any]:
     """Set up the run folder, logging and seeds; then train (and test) or evaluate."""
     from utils.build import prepare_data, run_dir_of
     from utils.runtime import distributed
     from utils.runtime.cpu_memory import reuse_freed_memory
+    from utils.runtime.fastest import apply_fastest
     from utils.runtime.logger import logger, setup_logging
     from utils.runtime.seed import seed_everything
 
@@ -88,6 +99,7 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
     mode = ("predict " + args.predict if args.predict else "demo " + args.demo if args.demo
             else "resume" if args.resume else "train")
     logger.info(f"{mode}: {args.config} -> {run_dir}")
+    apply_fastest(cfg, device)  # amp and compile_head for this device, with `fastest`
     logger.info("config: " + json.dumps(cfg, sort_keys=True))
     if device.type == "cpu" and cfg.cpu_malloc_reuse:
         reuse_freed_memory()

@@ -1,7 +1,7 @@
 """The default path against the reference formulation, interleaved in one run; prints one JSON.
 
     python benchmarks/bench_compare.py [--rounds 3] [--steps 3] [--threads 2]
-        [--compile-head] [--amp]
+        [--compile-head] [--amp] [--matmul-size 2048]
         [--config experiments/lidc_proposed.py] [--batch 4] [--set KEY=VALUE ...]
     (the same as `python benchmarks/bench_train.py --compare ...`)
 
@@ -15,6 +15,16 @@ after the other, the order alternating between rounds so that a slow phase of a 
 hits both. `train_ratio` and `eval_ratio` are the medians over rounds of the per-round ratios
 (default / reference), with their min–max beside them. Absolute figures move with the load of
 the machine; ratios from one run are the figures to compare.
+
+The same run also measures the machine's matmul limit (`matmul_limit.py`): `torch.mm` GFLOP/s
+in float32 and bf16 at `--threads` (bf16 at n = 512 where the machine emulates it), and the
+flops per image of the training and evaluation steps counted on the config's path in float32
+(matmuls and convolutions only); their quotient `train_img_per_s_limit_fp32` is the img/s of a
+step whose counted work all ran at the float32 matmul rate. For each path
+`<path>_train_fraction_of_limit` and `<path>_eval_fraction_of_limit` are its median img/s over
+that limit (with `--amp`, the default path also gets `default_<kind>_fraction_of_bf16_limit`,
+against the bf16 rate). The counted work is the default path's: the reference formulation's
+fraction is the share of the limit it reaches on the same job.
 """
 
 import argparse
@@ -28,6 +38,7 @@ try:
     import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_compare)
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_compare.py)
+from benchmarks.matmul_limit import fractions, limits
 from benchmarks.provenance import provenance
 
 BENCH = str(Path(__file__).resolve().with_name("bench_train.py"))
@@ -47,6 +58,8 @@ def parse_args() -> argparse.Namespace:
                    help="default path under bf16 autocast (the reference stays fp32)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="settings for the default path")
+    p.add_argument("--matmul-size", type=int, default=2048,
+                   help="n of the n×n torch.mm that measures the matmul limit")
     return p.parse_args()
 
 
@@ -66,6 +79,31 @@ def measure(args, reference: bool) -> dict:
 def summary(values) -> dict:
     """Median and min–max of a list of numbers."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def machine_limit(args) -> dict:
+    """`matmul_limit.limits` of the default path's config at the run's batch and threads."""
+    import torch
+
+    from utils.config.config import load_config
+
+    torch.set_num_threads(args.threads)
+    return limits(load_config(args.config, args.set), args.batch, args.threads,
+                  args.matmul_size)
+
+
+def print_limit(result: dict) -> None:
+    """The matmul limit and each path's fraction of it, one line each on stderr."""
+    r = result
+    print(f"matmul limit: {r['matmul_gflops_fp32']:.1f} GFLOP/s fp32, "
+          f"{r['matmul_gflops_bf16']:.1f} bf16; step work {r['train_gflop_per_image']:.2f} (train)"
+          f" / {r['eval_gflop_per_image']:.2f} (eval) GFLOP per image; fp32 limit "
+          f"{r['train_img_per_s_limit_fp32']:.2f} / {r['eval_img_per_s_limit_fp32']:.2f} img/s",
+          file=sys.stderr)
+    for path in ("reference", "default"):
+        line = ", ".join(f"{key[len(path) + 1:]} {value:.1%}" for key, value in result.items()
+                         if key.startswith(path) and "fraction_of" in key)
+        print(f"{path}: {line}", file=sys.stderr)
 
 
 def main() -> None:
@@ -95,6 +133,10 @@ def main() -> None:
         result[f"{path}_peak_rss_mb"] = max(rd[path]["peak_mem_mb"] for rd in rounds)
         result[f"{path}_first_train_step_s"] = summary(
             [rd[path]["first_train_step_s"] for rd in rounds])
+    result.update(machine_limit(args))
+    for path in ("reference", "default"):
+        result.update(fractions(result, path, bf16=args.amp and path == "default"))
+    print_limit(result)
     result["torch"] = rounds[0]["default"]["torch"]
     result["provenance"] = provenance()
     print(json.dumps(result, indent=2))

@@ -4,6 +4,7 @@
         [--device cpu|cuda] [--threads T] [--amp] [--compile] [--plain] [--no-malloc-reuse]
         [--set KEY=VALUE ...]
     python benchmarks/bench_train.py --compare [--rounds 3]   # see benchmarks/bench_compare.py
+        (ratios to the reference formulation and fractions of the matmul limit)
 
 train_img_per_s: forward + OT loss + backward + Adam step. eval_img_per_s: compact eval-mode
 forward + argmax + GED/M-IoU + ECE update. One warm-up step each is not timed (with --compile

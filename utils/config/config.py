@@ -135,11 +135,22 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
         name, value = parse_override(item)
         cfg[name] = value
         explicit.add(name)
+    _check_fastest(cfg, explicit)
     _derive(cfg, explicit)
     _derive_method(cfg)
     validate(cfg)
     cfg["config_file"] = None if path is None else str(path)
     return cfg
+
+
+def _check_fastest(cfg: Config, explicit: set) -> None:
+    """`fastest=True` chooses amp and compile_head for the device (utils/runtime/fastest.py);
+    either of them given as well (config file, base config or --set) is a contradiction."""
+    given = sorted(explicit & {"amp", "compile_head"})
+    if cfg.fastest and given:
+        settings = ", ".join(f"{name}={cfg[name]}" for name in given)
+        raise ConfigError(f"fastest=True chooses amp and compile_head for the device; it does "
+                          f"not combine with {settings} given as well: drop one or the other")
 
 
 def _copy(value: Any) -> Any:

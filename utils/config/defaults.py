@@ -55,6 +55,8 @@ DEFAULTS: Dict[str, Any] = dict(
     amp=False,  # bf16 autocast of the model forward; losses, coupling, metrics stay fp32
     compile_head=False,  # fast head: torch.compile its batch-norm kernels (fused loops; ~15 s
     # compile at the first step, eager fallback with one warning)
+    fastest=False,  # True: amp and compile_head chosen for the device at the start of the run
+    # (utils/runtime/fastest.py; logged); an explicit amp or compile_head with it is an error
     # --- loss (Wasserstein-like OT loss) ---
     cost_fn="iou",  # pairwise cost between a sample and an annotation: 'iou' or 'ce'
     beta=1.0,  # weight of the KL term on the sample weights
