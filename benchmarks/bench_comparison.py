@@ -4,6 +4,7 @@ convergence.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_comparison.py --jobs 2     # the whole protocol
     python benchmarks/bench_comparison.py --jobs 2 --long 4 --short 2 --lrs 3e-3 --seeds 0 1
+    python benchmarks/bench_comparison.py --jobs 2 --add mine=experiments/my_method.py
 
 The protocol, identical for every method:
 1. Data, backbone (num_filters), batch, evaluation (16 samples per image) and the cosine
@@ -19,9 +20,9 @@ The protocol, identical for every method:
 
 Writes `<out>.json` (every run with its validation curve, the choices, per method and budget
 the mean, min and max over seeds, provenance) and `<out>.md` (the tables), and prints the
-tables. Runs are cached in `--runs` (`<run>.json` per run): a rerun reuses finished runs, so an
-interrupted protocol resumes where it stopped. `benchmarks/plot_comparison.py` draws the
-validation curves from `<out>.json`.
+tables; `--step-time` times one training step of each method instead. Runs are cached in
+`--runs` (`<run>.json` per run): a rerun reuses finished runs, so an interrupted protocol resumes
+where it stopped. `benchmarks/plot_comparison.py` draws the validation curves from `<out>.json`.
 """
 
 import argparse
@@ -57,10 +58,15 @@ PLATEAU = 0.01  # a curve has flattened at the first epoch within 1 % of its bes
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--methods", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--methods", nargs="+", default=list(CONFIGS),
+                   help=f"methods to compare (default: {' '.join(CONFIGS)}, plus every --add)")
+    p.add_argument("--add", action="append", default=[], metavar="NAME=CONFIG",
+                   help="another method under the same protocol: a name and its config file, "
+                        "which must read the same synthetic data (base it on "
+                        "experiments/synthetic_lidc_paper.py)")
     p.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 3e-3, 1e-2],
                    help="the learning-rate grid, the same for every method")
-    p.add_argument("--long", type=int, default=48, help="epochs of the converged budget")
+    p.add_argument("--long", type=int, default=32, help="epochs of the converged budget")
     p.add_argument("--short", type=int, default=16, help="epochs of the demo's budget")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                    help="seeds of the final runs; the first one also tunes")
@@ -72,7 +78,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the run folders and the per-run cache (not for version control)")
     p.add_argument("--data", default=None,
                    help="shared synthetic data folder (default: the paper config's data_folder)")
-    return p.parse_args(argv)
+    p.add_argument("--step-time", action="store_true",
+                   help="only time a training step of each method's config, the methods "
+                        "interleaved (fair under load); writes <out>_step_time.json")
+    args = p.parse_args(argv)
+    for item in args.add:
+        name, sep, config = item.partition("=")
+        if not sep or not name.isidentifier() or not (ROOT / config).is_file():
+            p.error(f"--add {item!r}: give NAME=CONFIG with an existing config file")
+        CONFIGS[name], NAMES[name] = config, name
+        if name not in args.methods:
+            args.methods.append(name)
+    unknown = [m for m in args.methods if m not in CONFIGS]
+    if unknown:
+        p.error(f"unknown methods {unknown}: choose from {list(CONFIGS)} or --add NAME=CONFIG")
+    return args
 
 
 def run_name(method: str, settings: Dict[str, Any], epochs: int, seed: int) -> str:
@@ -223,6 +243,45 @@ def grid_table(runs: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def step_times(args: argparse.Namespace, rounds: int = 3, steps: int = 10) -> Dict[str, Any]:
+    """Seconds per training step (forward, loss, backward, Adam) of each method's config, in
+    this process with `--threads` threads: `rounds` rounds, the methods interleaved within each
+    round so that a varying machine load hits them alike; median over rounds."""
+    import torch
+
+    from utils.build import build_loaders, build_loss, build_model
+    from utils.config.config import load_config
+    from utils.loss import objective
+
+    torch.set_num_threads(args.threads)
+    setups = {}
+    for method in args.methods:
+        cfg = load_config(str(ROOT / CONFIGS[method]), [f"data_folder={ROOT / args.data}"])
+        model = build_model(cfg).train()
+        batches = [b for _, b in zip(range(steps), build_loaders(cfg, ("train",))["train"])]
+        setups[method] = (model, objective(build_loss(cfg)),
+                          torch.optim.Adam(model.parameters(), lr=cfg.lr), batches)
+
+    def one_round(method: str) -> float:
+        model, loss_fn, optimizer, batches = setups[method]
+        start = time.perf_counter()
+        for x, labels, probs in batches:
+            loss = loss_fn(model(x, label=labels, label_probs=probs), labels, probs)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return (time.perf_counter() - start) / len(batches)
+
+    for method in args.methods:  # warm-up
+        one_round(method)
+    times = {m: [] for m in args.methods}
+    for _ in range(rounds):
+        for method in args.methods:
+            times[method].append(one_round(method))
+    return {m: dict(median=sorted(t)[len(t) // 2], all=t, batch=len(setups[m][3][0][0]))
+            for m, t in times.items()}
+
+
 def prepare_data(args: argparse.Namespace) -> None:
     """Generate the synthetic set once (the paper config's `synthetic_options`), untimed."""
     from data.synthetic import make_lidc
@@ -240,6 +299,14 @@ def main(argv=None) -> Dict[str, Any]:
     command = "python benchmarks/bench_comparison.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     prepare_data(args)
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.step_time:
+        result = dict(seconds_per_step=step_times(args), provenance=dict(
+            provenance(command), threads=args.threads))
+        out.with_name(out.name + "_step_time.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result["seconds_per_step"], indent=1))
+        return result
     (ROOT / args.runs).mkdir(parents=True, exist_ok=True)
     chosen = tune(args)
     finals = run_all([(m, chosen[m], epochs, seed, True) for epochs in (args.long, args.short)
@@ -259,8 +326,6 @@ def main(argv=None) -> Dict[str, Any]:
            + table(b["summary"], chosen, params) for e, b in budgets.items()]
         + [f"**Tuning** (seed {args.seeds[0]}, {args.long} epochs, validation split)\n\n"
            + grid_table(grid)])
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(dict(
         command=command, protocol=dict(lrs=args.lrs, knobs=KNOBS, long=args.long,
                                        short=args.short, seeds=args.seeds, jobs=args.jobs,

@@ -44,9 +44,18 @@ def _test_line(text: str) -> str:
     return lines[-1] if lines else "no test line"
 
 
-def _baselines(d: Dict[str, Any]) -> str:
-    return "GED ratio " + "; ".join(f"{m}: {_range(s['ged_ratio'])}"
-                                    for m, s in d["summary"].items())
+def _comparison(d: Dict[str, Any]) -> str:
+    parts = []
+    for epochs, budget in d["budgets"].items():
+        parts.append(f"{epochs} epochs, GED ratio " + ", ".join(
+            f"{m} {_range(s['ged_ratio'])}" for m, s in budget["summary"].items()))
+    return "; ".join(parts)
+
+
+def _convergence(d: Dict[str, Any]) -> str:
+    return "; ".join(f"{epochs} epochs, late gain " + ", ".join(
+        f"{m} {c['late_gain']:.3f}" for m, c in per.items())
+        for epochs, per in d["convergence"].items())
 
 
 def _step_time(d: Dict[str, Any]) -> str:
@@ -217,11 +226,15 @@ def _head_layout_command(d: Dict[str, Any]) -> str:
 # or a function rebuilding it from the options the file records), headline)
 Summary = Callable[[Any], str]
 CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
-    ("baselines_*/results.json", "MoSE, Prob. U-Net and SSN trained and tested on the synthetic "
-     "LIDC set over seeds: every run, mean / min / max", None, _baselines),
-    ("baselines_*/table.md", "the mean (min–max) over seeds of results.json", None, _table),
-    ("baselines_*/step_time.json", "seconds per training step of each method's synthetic config",
-     None, _step_time),
+    ("comparison_*_convergence.json", "from the comparison's validation curves (mean over "
+     "seeds): the epoch each method's curve flattens and its late gain; drawn in the figure it "
+     "names", None, _convergence),
+    ("comparison_*_step_time.json", "seconds per training step of each method's config, the "
+     "methods interleaved in one process", None, _step_time),
+    ("comparison_*.json", "the comparison protocol (bench_comparison.py): the tuning runs, the "
+     "choices, every final run with its validation curve at both budgets, mean / min / max",
+     None, _comparison),
+    ("comparison_*.md", "the tables of the JSON beside it", None, _table),
     ("learning_*.json", "synthetic configs trained and tested over seeds: figures per seed and "
      "their summary", None, _learning),
     ("learning_*.md", "the tables of the JSON beside it", None, _table),

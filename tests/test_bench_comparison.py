@@ -5,6 +5,7 @@ setting) and the tables; the runs are faked, nothing is trained."""
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import benchmarks.bench_comparison as bc
@@ -92,3 +93,32 @@ def test_summary_and_table_give_mean_min_and_max_over_seeds():
     row = text.splitlines()[2]
     assert row.startswith("| SSN | lr 0.003, ssn_rank 20 | 1.300 (1.200–1.400) |")
     assert "2.00 (1.00–3.00)" in row and "35 (30–40)" in row and row.endswith("| 1,234 |")
+
+
+def test_add_puts_another_config_under_the_same_protocol(monkeypatch):
+    monkeypatch.setattr(bc, "CONFIGS", dict(bc.CONFIGS))
+    monkeypatch.setattr(bc, "NAMES", dict(bc.NAMES))
+    args = bc.parse_args(["--methods", "mose_paper", "--add", "mine=experiments/synthetic_lidc.py"])
+    assert args.methods == ["mose_paper", "mine"]
+    assert bc.CONFIGS["mine"] == "experiments/synthetic_lidc.py"
+
+
+@pytest.mark.parametrize("argv", [["--add", "mine"], ["--add", "mine=experiments/none.py"],
+                                  ["--methods", "nobody"]])
+def test_bad_methods_stop_with_a_usage_error(argv, monkeypatch, capsys):
+    monkeypatch.setattr(bc, "CONFIGS", dict(bc.CONFIGS))
+    monkeypatch.setattr(bc, "NAMES", dict(bc.NAMES))
+    with pytest.raises(SystemExit):
+        bc.parse_args(argv)
+    assert "CONFIG" in capsys.readouterr().err
+
+
+def test_late_gain_compares_the_last_quarter_with_the_first_three():
+    from benchmarks.plot_comparison import convergence, late_gain
+
+    assert late_gain(np.array([1.0, 0.5, 0.4, 0.4, 0.4])) == 0.0
+    assert late_gain(np.array([1.0, 0.5, 0.5, 0.5, 0.4])) == pytest.approx(0.25)
+    runs = [dict(method="ssn", val_curve=[1.0, 0.5, 0.5, 0.5, 0.4]),
+            dict(method="ssn", val_curve=[1.0, 0.5, 0.5, 0.5, 0.4])]
+    assert convergence({"4": dict(runs=runs)}) == {"4": dict(ssn=dict(flat_from=4,
+                                                                       late_gain=0.25))}
