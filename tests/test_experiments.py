@@ -91,11 +91,11 @@ def test_baseline_settings_are_the_published_ones():
     for cfg in (prob, ssn):
         assert cfg.num_filters == [32, 64, 128, 192, 192, 192, 192]
         assert cfg.gamma_scheduler_options is None  # MoSE's schedules do not apply
-    for name in ("prob_unet", "ssn"):  # the synthetic ones differ from MoSE's only in method
-        base = load_config("experiments/synthetic_lidc.py")
+    base = load_config("experiments/synthetic_lidc_paper.py")
+    for name in ("prob_unet", "ssn"):  # the synthetic ones share MoSE's data and protocol
         cfg = load_config(f"experiments/synthetic_lidc_{name}.py")
-        same = ("data_folder", "num_filters", "train_batch_size", "epochs", "lr", "lr_schedule",
-                "synthetic_options")
+        same = ("data_folder", "num_filters", "train_batch_size", "lr_schedule",
+                "synthetic_options", "eval_sample_num", "val_batch_size", "test_batch_size")
         assert {k: cfg[k] for k in same} == {k: base[k] for k in same}
 
 
