@@ -68,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the learning-rate grid, the same for every method")
     p.add_argument("--long", type=int, default=32, help="epochs of the converged budget")
     p.add_argument("--short", type=int, default=16, help="epochs of the demo's budget")
+    p.add_argument("--short-methods", nargs="*", default=None, metavar="METHOD",
+                   help="methods trained at the short budget (default: every method); a "
+                        "method left out has that column from another result file")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                    help="seeds of the final runs; the first one also tunes")
     p.add_argument("--jobs", type=int, default=1, help="runs at once")
@@ -89,7 +92,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         CONFIGS[name], NAMES[name] = config, name
         if name not in args.methods:
             args.methods.append(name)
-    unknown = [m for m in args.methods if m not in CONFIGS]
+    unknown = [m for m in args.methods + (args.short_methods or []) if m not in CONFIGS]
     if unknown:
         p.error(f"unknown methods {unknown}: choose from {list(CONFIGS)} or --add NAME=CONFIG")
     return args
@@ -309,8 +312,10 @@ def main(argv=None) -> Dict[str, Any]:
         return result
     (ROOT / args.runs).mkdir(parents=True, exist_ok=True)
     chosen = tune(args)
-    finals = run_all([(m, chosen[m], epochs, seed, True) for epochs in (args.long, args.short)
-                      for seed in args.seeds for m in args.methods], args)
+    short = args.methods if args.short_methods is None else args.short_methods
+    finals = run_all([(m, chosen[m], epochs, seed, True)
+                      for epochs, methods in ((args.long, args.methods), (args.short, short))
+                      for seed in args.seeds for m in args.methods if m in methods], args)
     grid = [json.loads(p.read_text()) for p in sorted((ROOT / args.runs).glob("*.json"))]
     grid = [r for r in grid if r["epochs"] == args.long and r["seed"] == args.seeds[0]
             and r["method"] in args.methods]
@@ -328,7 +333,8 @@ def main(argv=None) -> Dict[str, Any]:
            + grid_table(grid)])
     out.with_suffix(".json").write_text(json.dumps(dict(
         command=command, protocol=dict(lrs=args.lrs, knobs=KNOBS, long=args.long,
-                                       short=args.short, seeds=args.seeds, jobs=args.jobs,
+                                       short=args.short, short_methods=short, seeds=args.seeds,
+                                       jobs=args.jobs,
                                        plateau_tolerance=PLATEAU),
         chosen=chosen, parameters=params, budgets=budgets, tuning=grid,
         provenance=dict(provenance(command), threads=args.threads)), indent=1))
