@@ -5,9 +5,9 @@ Data, backbone (num_filters), batch, evaluation and the cosine learning-rate sch
 of `synthetic_lidc_paper.py`, so the methods differ only in the model and its objective. The
 learning rate and β were chosen on the validation split (seed 0, 32 epochs) from the grid every
 method gets: lr ∈ {1e-3, 3e-3, 1e-2}, then β ∈ {1 (Kohl et al. 2018), 10} at the chosen rate
-(`benchmarks/bench_comparison.py`, docs/comparison.md). 32 epochs: its validation GED has
-flattened by then. Latent size 6 is the published one (`lidc_prob_unet.py`). Evaluation: 16
-prior samples per image.
+(`benchmarks/bench_comparison.py`, docs/comparison.md). 32 epochs, the protocol's long budget.
+Latent size 6 is the published one (`lidc_prob_unet.py`). Evaluation: 16 prior samples per
+image.
 """
 
 _base_ = "synthetic_lidc_paper.py"

@@ -5,9 +5,9 @@ Data, backbone (num_filters), batch, evaluation and the cosine learning-rate sch
 of `synthetic_lidc_paper.py`, so the methods differ only in the model and its objective. The
 learning rate and the rank were chosen on the validation split (seed 0, 32 epochs) from the grid
 every method gets: lr ∈ {1e-3, 3e-3, 1e-2}, then rank ∈ {10 (Monteiro et al. 2020), 20} at the
-chosen rate (`benchmarks/bench_comparison.py`, docs/comparison.md). 32 epochs: its validation
-GED has flattened by then. 20 Monte-Carlo samples are the published ones (`lidc_ssn.py`).
-Evaluation: 16 logit samples per image.
+chosen rate (`benchmarks/bench_comparison.py`, docs/comparison.md). 32 epochs, the protocol's
+long budget. 20 Monte-Carlo samples are the published ones (`lidc_ssn.py`). Evaluation: 16 logit
+samples per image.
 """
 
 _base_ = "synthetic_lidc_paper.py"
