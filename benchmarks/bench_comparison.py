@@ -9,7 +9,8 @@ convergence.
 The protocol, identical for every method:
 1. Data, backbone (num_filters), batch, evaluation (16 samples per image) and the cosine
    learning-rate schedule are those of `experiments/synthetic_lidc_paper.py`.
-2. Tuning, on the validation split only, seed 0, at the long budget: the learning rate from
+2. Tuning, on the validation split only, seed 0, at the tuning budget (`--tune-epochs`, by
+   default the long budget; the same for every method): the learning rate from
    `--lrs`; then, for a method with a setting of its own (the Prob. U-Net's β, SSN's rank), that
    setting's other grid value at the chosen learning rate. The choice is the lowest best
    validation GED of the run (the checkpoint the run keeps).
@@ -66,7 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "experiments/synthetic_lidc_paper.py)")
     p.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 3e-3, 1e-2],
                    help="the learning-rate grid, the same for every method")
-    p.add_argument("--long", type=int, default=32, help="epochs of the converged budget")
+    p.add_argument("--long", type=int, default=48, help="epochs of the converged budget")
+    p.add_argument("--tune-epochs", type=int, default=None,
+                   help="epochs of the tuning runs, the same for every method (default: --long)")
     p.add_argument("--short", type=int, default=16, help="epochs of the demo's budget")
     p.add_argument("--short-methods", nargs="*", default=None, metavar="METHOD",
                    help="methods trained at the short budget (default: every method); a "
@@ -85,6 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="only time a training step of each method's config, the methods "
                         "interleaved (fair under load); writes <out>_step_time.json")
     args = p.parse_args(argv)
+    args.tune_epochs = args.tune_epochs or args.long
     for item in args.add:
         name, sep, config = item.partition("=")
         if not sep or not name.isidentifier() or not (ROOT / config).is_file():
@@ -152,6 +156,7 @@ def run_one(method: str, settings: Dict[str, Any], epochs: int, seed: int, test:
         values = curve(run_dir)
         record = dict(method=method, settings=settings, epochs=epochs, seed=seed,
                       train_seconds=round(time.time() - start, 1), val_curve=values,
+                      trained_at=provenance()["commit"],
                       best_val_ged=min(v for v in values if v is not None),
                       plateau_epoch=plateau_epoch(values))
         cache.write_text(json.dumps(record, indent=1))
@@ -172,9 +177,9 @@ def run_all(jobs: List[tuple], args: argparse.Namespace) -> List[Dict[str, Any]]
 
 
 def tune(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
-    """The learning rate for every method, then each method's own setting: seed 0, the long
+    """The learning rate for every method, then each method's own setting: seed 0, the tuning
     budget, the lowest best validation GED. Returns the chosen settings per method."""
-    seed, long = args.seeds[0], args.long
+    seed, long = args.seeds[0], args.tune_epochs
     published = {m: {KNOBS[m][0]: KNOBS[m][1][0]} if m in KNOBS else {} for m in args.methods}
     grid = run_all([(m, dict(lr=lr, **published[m]), long, seed, False)
                     for m in args.methods for lr in args.lrs], args)
@@ -317,7 +322,7 @@ def main(argv=None) -> Dict[str, Any]:
                       for epochs, methods in ((args.long, args.methods), (args.short, short))
                       for seed in args.seeds for m in args.methods if m in methods], args)
     grid = [json.loads(p.read_text()) for p in sorted((ROOT / args.runs).glob("*.json"))]
-    grid = [r for r in grid if r["epochs"] == args.long and r["seed"] == args.seeds[0]
+    grid = [r for r in grid if r["epochs"] == args.tune_epochs and r["seed"] == args.seeds[0]
             and r["method"] in args.methods]
     grid.sort(key=lambda r: (args.methods.index(r["method"]), sorted(r["settings"].items())))
     params = {m: parameters(m, chosen[m]) for m in args.methods}
@@ -329,12 +334,12 @@ def main(argv=None) -> Dict[str, Any]:
         [f"`{command}`"]
         + [f"**{e} epochs** (seeds {' '.join(map(str, args.seeds))}; mean (min–max))\n\n"
            + table(b["summary"], chosen, params) for e, b in budgets.items()]
-        + [f"**Tuning** (seed {args.seeds[0]}, {args.long} epochs, validation split)\n\n"
+        + [f"**Tuning** (seed {args.seeds[0]}, {args.tune_epochs} epochs, validation split)\n\n"
            + grid_table(grid)])
     out.with_suffix(".json").write_text(json.dumps(dict(
         command=command, protocol=dict(lrs=args.lrs, knobs=KNOBS, long=args.long,
-                                       short=args.short, short_methods=short, seeds=args.seeds,
-                                       jobs=args.jobs,
+                                       tune_epochs=args.tune_epochs, short=args.short,
+                                       short_methods=short, seeds=args.seeds, jobs=args.jobs,
                                        plateau_tolerance=PLATEAU),
         chosen=chosen, parameters=params, budgets=budgets, tuning=grid,
         provenance=dict(provenance(command), threads=args.threads)), indent=1))

@@ -69,17 +69,18 @@ def test_tuning_picks_the_learning_rate_then_the_methods_own_setting(monkeypatch
            ("prob_unet", ("beta", 10.0), ("lr", 1e-3)): 0.26}
     made = fake_runs(monkeypatch, val)
     args = SimpleNamespace(methods=["mose", "ssn", "prob_unet"], lrs=[1e-3, 1e-2], long=48,
-                           seeds=[0, 1], jobs=1)
+                           tune_epochs=32, seeds=[0, 1], jobs=1)
     chosen = bc.tune(args)
     assert chosen == dict(mose=dict(lr=1e-2), ssn=dict(lr=1e-2, ssn_rank=20),
                           prob_unet=dict(lr=1e-3, beta=1.0))
     grid = made[:6]
     assert {(m, s["lr"]) for m, s, *_ in grid} == {(m, lr) for m in args.methods
                                                     for lr in args.lrs}
-    assert all(e == 48 and seed == 0 and not test for _, _, e, seed, test in made)
+    # every tuning run has the tuning budget, not the long one
+    assert all(e == 32 and seed == 0 and not test for _, _, e, seed, test in made)
     # the second value of a method's own setting is tried only at its chosen learning rate
-    assert ("ssn", dict(lr=1e-2, ssn_rank=20), 48, 0, False) in made
-    assert ("prob_unet", dict(lr=1e-3, beta=10.0), 48, 0, False) in made
+    assert ("ssn", dict(lr=1e-2, ssn_rank=20), 32, 0, False) in made
+    assert ("prob_unet", dict(lr=1e-3, beta=10.0), 32, 0, False) in made
     assert not any(m == "mose" for m, *_ in made[6:])
 
 
@@ -122,3 +123,8 @@ def test_late_gain_compares_the_last_quarter_with_the_first_three():
             dict(method="ssn", val_curve=[1.0, 0.5, 0.5, 0.5, 0.4])]
     assert convergence({"4": dict(runs=runs)}) == {"4": dict(ssn=dict(flat_from=4,
                                                                        late_gain=0.25))}
+
+
+def test_the_tuning_budget_defaults_to_the_long_budget():
+    assert bc.parse_args(["--long", "40"]).tune_epochs == 40
+    assert bc.parse_args(["--long", "48", "--tune-epochs", "32"]).tune_epochs == 32
