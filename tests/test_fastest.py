@@ -14,23 +14,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_DEMO = str(ROOT / "experiments" / "synthetic_lidc_paper.py")
 
 
-@pytest.mark.parametrize("bf16_units, compiler, amp, compile_head", [
-    (True, "g++", True, True),
-    (True, None, True, False),
-    (False, "g++", False, True),
-    (False, None, False, False),
+@pytest.mark.parametrize("bf16_units, compiler, avx512, amp, compile_head", [
+    (True, "g++", True, True, True),
+    (True, None, True, True, False),
+    (False, "g++", True, False, True),
+    (False, "g++", False, False, False),  # AVX2 only: the compiled head is slower there
+    (False, None, False, False, False),
 ])
-def test_cpu_rule(bf16_units, compiler, amp, compile_head):
-    choice = choose("cpu", bf16_units, compiler, triton=False, hardware="AVX2")
+def test_cpu_rule(bf16_units, compiler, avx512, amp, compile_head):
+    choice = choose("cpu", bf16_units, compiler, triton=False, hardware="AVX2", avx512=avx512)
     assert (choice.amp, choice.compile_head) == (amp, compile_head)
     assert ("this CPU has bf16 units" in choice.reason) == bf16_units
-    assert ("C++ compiler g++ found" in choice.reason) == (compiler is not None)
+    assert ("C++ compiler g++ found" in choice.reason) == compile_head
 
 
 def test_cpu_reason_reads_as_one_line():
     choice = choose("cpu", False, "g++", False, "AVX2")
     assert choice.reason == ("bf16 autocast off (this CPU has no bf16 units: AVX2), "
-                             "compiled head on (C++ compiler g++ found)")
+                             "compiled head off (slower than eager on a CPU without AVX-512)")
 
 
 @pytest.mark.parametrize("bf16_units, triton, amp, compile_head", [
@@ -52,6 +53,7 @@ def test_detect_reads_this_machine():
     assert isinstance(machine, Machine) and machine.device_type == "cpu"
     assert isinstance(machine.bf16_units, bool) and isinstance(machine.triton, bool)
     assert machine.compiler is None or isinstance(machine.compiler, str)
+    assert isinstance(machine.avx512, bool)
 
 
 def test_the_flag_sets_the_setting():
@@ -68,7 +70,7 @@ def test_explicit_amp_or_compile_head_with_fastest_is_an_error(given):
 
 def test_applying_the_switch_sets_the_config_and_logs_one_line(monkeypatch, caplog):
     cfg = load_config(PAPER_DEMO, ["fastest=True"])
-    machine = Machine("cpu", False, "g++", False, "AVX2")
+    machine = Machine("cpu", False, "g++", False, "AVX512", avx512=True)
     monkeypatch.setattr("utils.runtime.fastest.detect", lambda device: machine)
     with caplog.at_level(logging.INFO, logger="mose"):
         choice = apply_fastest(cfg, "cpu")

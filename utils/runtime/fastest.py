@@ -6,7 +6,9 @@ the hardware and sets them in the config:
 - `amp` (bf16 autocast of the model forward): on a GPU that supports bf16; on a CPU only with
   bf16 matrix units (AMX or AVX-512 BF16), where elsewhere bf16 is emulated and slower.
 - `compile_head` (the fast head's batch-norm kernels through `torch.compile`): on a GPU when
-  triton is installed; on a CPU when the C++ compiler torch's inductor calls is on the PATH.
+  triton is installed; on a CPU when the C++ compiler torch's inductor calls is on the PATH and
+  the CPU has AVX-512, where the compiled kernels were measured faster than eager; on an
+  AVX2-only CPU they were measured slower (docs/performance.md), so it stays off there.
 
 `choose` is the rule, a pure function of what the machine has; `detect` reads the machine;
 `apply_fastest` does both for a run and logs one line saying what was chosen and why. A config
@@ -34,6 +36,7 @@ class Machine(NamedTuple):
     compiler: Optional[str]  # the C++ compiler inductor would call, None if not found
     triton: bool  # triton importable (what torch.compile needs on a GPU)
     hardware: str = ""  # CPU: its bf16 units or vector capability (e.g. 'AVX2'); GPU: its name
+    avx512: bool = False  # CPU: AVX-512 vector units (where the compiled head pays off)
 
 
 class Choice(NamedTuple):
@@ -45,7 +48,7 @@ class Choice(NamedTuple):
 
 
 def choose(device_type: str, bf16_units: bool, compiler: Optional[str], triton: bool,
-           hardware: str = "") -> Choice:
+           hardware: str = "", avx512: bool = False) -> Choice:
     """The fastest supported path for a machine: bf16 autocast and the compiled head, or not.
 
     Args:
@@ -54,10 +57,11 @@ def choose(device_type: str, bf16_units: bool, compiler: Optional[str], triton: 
         compiler: the C++ compiler found for inductor's CPU kernels, or None.
         triton: triton is installed (inductor's GPU kernels).
         hardware: words for the reason (the CPU's units or capability, the GPU's name).
+        avx512: the CPU has AVX-512 (the compiled head is slower than eager without it).
     Returns:
         `Choice(amp, compile_head, reason)`; reason reads like
-        "bf16 autocast off (this CPU has no bf16 units: AVX2), compiled head on (C++ compiler
-        g++ found)".
+        "bf16 autocast off (this CPU has no bf16 units: AVX2), compiled head off (slower than
+        eager on a CPU without AVX-512)".
     """
     on_off = {True: "on", False: "off"}
     named = f": {hardware}" if hardware else ""
@@ -69,9 +73,13 @@ def choose(device_type: str, bf16_units: bool, compiler: Optional[str], triton: 
     else:
         amp_why = (f"this CPU has bf16 units{named}" if bf16_units
                    else f"this CPU has no bf16 units{named}")
-        compile_head = compiler is not None
-        compile_why = (f"C++ compiler {compiler} found" if compiler
-                       else f"no C++ compiler found ({default_compiler()} is not on the PATH)")
+        compile_head = compiler is not None and avx512
+        if not compiler:
+            compile_why = f"no C++ compiler found ({default_compiler()} is not on the PATH)"
+        elif not avx512:
+            compile_why = "slower than eager on a CPU without AVX-512"
+        else:
+            compile_why = f"C++ compiler {compiler} found, AVX-512 CPU"
     reason = (f"bf16 autocast {on_off[bf16_units]} ({amp_why}), "
               f"compiled head {on_off[compile_head]} ({compile_why})")
     return Choice(amp=bf16_units, compile_head=compile_head, reason=reason)
@@ -124,7 +132,8 @@ def detect(device: Any = "cpu") -> Machine:
                        torch.cuda.get_device_name(device))
     units = cpu_bf16_units()
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    return Machine("cpu", bool(units), compiler, triton, " and ".join(units) or capability)
+    return Machine("cpu", bool(units), compiler, triton, " and ".join(units) or capability,
+                   capability == "AVX512" or bool(units))
 
 
 def apply_fastest(cfg: MutableMapping[str, Any], device: Any) -> Optional[Choice]:
