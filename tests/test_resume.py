@@ -153,3 +153,37 @@ def test_interrupted_save_keeps_best_and_last(data, tmp_path, monkeypatch):
         assert (run / name).read_bytes() == content, name
         torch.load(run / name, weights_only=True)  # still loadable
     assert not list(run.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_resume_on_more_processes_gives_every_new_rank_its_own_latent_stream(tmp_path,
+                                                                              monkeypatch):
+    from utils.training import resume
+
+    model = torch.nn.Linear(2, 1)
+    parts = dict(optimizer=torch.optim.Adam(model.parameters()))
+
+    def generators():
+        return dict(loader=torch.Generator().manual_seed(5),
+                    latent=torch.Generator().manual_seed(7))
+
+    cfg = dict(seed=3, epochs=2)
+    path = tmp_path / "state.pth"
+    saved = generators()
+    torch.rand(3, generator=saved["latent"])  # the saved run has drawn from its stream
+    resume.save_training_state(path, model, parts, dict(epoch=1, best_ged=0.5, planned=2,
+                                                        elapsed=1.0), saved, cfg)
+    monkeypatch.setattr(resume, "world_size", lambda: 2)
+    restored = {}
+    for r in (0, 1):
+        monkeypatch.setattr(resume, "rank", lambda r=r: r)
+        restored[r] = generators()
+        resume.load_training_state(path, model, parts, restored[r], cfg)
+    # rank 0 continues the saved stream; rank 1 (new) starts its own, seeded from (seed, rank,
+    # epoch); both share rank 0's data-order state
+    assert torch.equal(restored[0]["latent"].get_state(), saved["latent"].get_state())
+    fresh = torch.Generator().manual_seed(resume.new_rank_seed(3, 1, 1))
+    assert torch.equal(restored[1]["latent"].get_state(), fresh.get_state())
+    assert not torch.equal(restored[1]["latent"].get_state(), restored[0]["latent"].get_state())
+    assert torch.equal(restored[1]["loader"].get_state(), saved["loader"].get_state())
+    seeds = {resume.new_rank_seed(s, r, e) for s in range(3) for r in range(1, 9) for e in range(9)}
+    assert len(seeds) == 3 * 8 * 9 and not seeds & set(range(12))  # distinct, not `seed + rank`

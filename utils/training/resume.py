@@ -126,19 +126,31 @@ def load_training_state(path: Path, model: nn.Module, parts: Dict[str, Any],
     if state["config"].get("epochs") != cfg["epochs"]:
         progress["planned"] = cfg["epochs"]
     restore_rng(_own_rng(state["rng"]), generators)
+    if rank() >= len(state["rng"]) and "latent" in generators:
+        # a rank the saved run did not have: its own latent stream, not a copy of rank 0's
+        generators["latent"].manual_seed(new_rank_seed(cfg["seed"], rank(), progress["epoch"]))
     logger.info(f"resumed from {path}: epoch {progress['epoch']} done, best val GED "
                 f"{progress['best_ged']:.4f}")
     return progress
 
 
 def _own_rng(rngs: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """This rank's saved random states (rank 0's if the number of processes changed)."""
-    if len(rngs) == world_size():
-        return rngs[rank()]
-    logger.warning(f"the run was saved with {len(rngs)} processes and resumes with "
-                   f"{world_size()}: the data order and sampling will differ from an "
-                   "uninterrupted run")
-    return rngs[0]
+    """This rank's saved random states; rank 0's for a rank the saved run did not have (the
+    caller then reseeds that rank's latent generator with `new_rank_seed`)."""
+    if len(rngs) != world_size():
+        logger.warning(f"the run was saved with {len(rngs)} processes and resumes with "
+                       f"{world_size()}: the data order and sampling will differ from an "
+                       "uninterrupted run")
+    return rngs[rank()] if rank() < len(rngs) else rngs[0]
+
+
+def new_rank_seed(seed: int, rank_: int, epoch: int) -> int:
+    """The latent generator's seed of a rank that joins a resumed run at `epoch`.
+
+    It mixes the run's seed, the rank and the epoch, away from the `seed + rank` seeds of a fresh
+    run, so the joining rank does not repeat another rank's latent samples.
+    """
+    return (seed * 1_000_003 + rank_ * 10_007 + epoch + 1) % 2**63
 
 
 def _warn_changed_settings(saved: Dict[str, Any], cfg: Dict[str, Any]) -> None:
