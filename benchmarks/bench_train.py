@@ -1,8 +1,8 @@
 """Training and evaluation throughput of a config on random inputs; prints one JSON object.
 
     python benchmarks/bench_train.py --config experiments/lidc_proposed.py --batch 4 --steps 5
-        [--device cpu|cuda] [--threads T] [--amp] [--compile] [--plain] [--no-malloc-reuse]
-        [--set KEY=VALUE ...]
+        [--device cpu|cuda] [--threads T] [--amp] [--compile [--compile-mode MODE]] [--plain]
+        [--tf32] [--cudnn-benchmark] [--no-malloc-reuse] [--set KEY=VALUE ...]
     python benchmarks/bench_train.py --compare [--rounds 3]   # see benchmarks/bench_compare.py
         (ratios to the reference formulation and fractions of the matmul limit)
 
@@ -16,6 +16,7 @@ import json
 import resource
 import sys
 import time
+from typing import Optional
 
 import torch
 
@@ -40,6 +41,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast of the model forward")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in place")
+    p.add_argument("--compile-mode", default=None,
+                   choices=["default", "reduce-overhead", "max-autotune",
+                            "max-autotune-no-cudagraphs"],
+                   help="torch.compile's mode with --compile (reduce-overhead: CUDA graphs)")
+    p.add_argument("--tf32", action="store_true",
+                   help="TF32 matrix products on CUDA (convolutions use TF32 by default)")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="let cuDNN time its convolution algorithms for these shapes")
     p.add_argument("--compile-head", action="store_true",
                    help="torch.compile the fast head's batch-norm kernels (MoSE compile_head)")
     p.add_argument("--plain", action="store_true",
@@ -62,7 +71,8 @@ def random_batch(cfg, batch: int, device: str):
 
 
 def build_model_and_step(cfg, batch: int, reference: bool = False, device: str = "cpu",
-                         amp: bool = False, compile: bool = False, compile_head: bool = False):
+                         amp: bool = False, compile: bool = False, compile_head: bool = False,
+                         compile_mode: Optional[str] = None):
     """Model, loss and optimizer of the config, and closures for one training / eval step.
 
     Args:
@@ -71,6 +81,7 @@ def build_model_and_step(cfg, batch: int, reference: bool = False, device: str =
         reference: the reference formulation (plain head, NCHW backbone) instead of the
             config's path.
         device, amp, compile, compile_head: as the settings of the same names.
+        compile_mode: `torch.compile`'s mode with `compile` (None: its default).
 
     Returns:
         (train_step, eval_step), each a function of no arguments.
@@ -83,7 +94,7 @@ def build_model_and_step(cfg, batch: int, reference: bool = False, device: str =
     loss_fn = OTLoss(cfg.cost_fn, cfg.beta, cfg.gamma0, cfg.G0, cfg.num_chunks)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if compile:
-        model.compile()
+        model.compile(mode=compile_mode)
     x, y, v = random_batch(cfg, batch, device)
     K, S = cfg.num_expert, cfg.sample_per_mode
 
@@ -134,9 +145,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     malloc_reuse = False if args.no_malloc_reuse else reuse_freed_memory()
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     cfg = load_config(args.config, args.set)
     train_step, eval_step = build_model_and_step(cfg, args.batch, args.plain, args.device,
-                                                 args.amp, args.compile, args.compile_head)
+                                                 args.amp, args.compile, args.compile_head,
+                                                 args.compile_mode)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     first_train_s, train_s = timed(train_step, args.steps, args.device)
@@ -147,7 +163,12 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "config": args.config, "batch": args.batch, "steps": args.steps, "device": args.device,
-        "amp": args.amp, "compile": args.compile, "head": "plain" if args.plain else "fused",
+        "amp": args.amp, "compile": args.compile,
+        "compile_mode": args.compile_mode if args.compile else None,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_conv": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "head": "plain" if args.plain else "fused",
         "compile_head": args.compile_head and not args.plain,
         "malloc_reuse": malloc_reuse,
         "train_img_per_s": args.batch / train_s, "eval_img_per_s": args.batch / eval_s,
