@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from benchmarks.make_index import RESULTS, describe, index_text, main, result_files
+from benchmarks.make_index import RESULTS, describe, index_text, main, provenance_of, result_files
 from benchmarks.provenance import header_line
 
 ROW = re.compile(r"^\| \[([^\]]+)\]\(([^)]+)\) \|", re.MULTILINE)
@@ -87,3 +87,23 @@ def test_check_fails_on_a_stale_index_and_passes_once_written(tmp_path, capsys):
     assert main(["--check", "--results", str(tmp_path)]) == 0
     assert [p.name for p in result_files(tmp_path)] == ["metrics_cpu.json"]
     capsys.readouterr()
+
+
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def test_every_stored_result_records_its_commit_software_machine_and_command():
+    # a figure the project states comes from a file that says where it comes from; the one kind
+    # of exception is a measurement made outside the repository, which must say so (`source`)
+    for path in result_files():
+        records = provenance_of(path)
+        assert records, f"{path.name}: no provenance recorded"
+        for r in records:
+            assert r.get("command"), f"{path.name}: no command"
+            if r.get("commit") is None:
+                assert "outside this repository" in r.get("source", ""), path.name
+                continue
+            assert HEX40.match(r["commit"]), f"{path.name}: commit {r['commit']!r}"
+            for key in ("python", "torch", "date"):
+                assert r.get(key), f"{path.name}: no {key}"
+            assert r.get("cpu") or r.get("gpu"), f"{path.name}: no machine"
