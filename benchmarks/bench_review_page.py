@@ -259,6 +259,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    record = provenance()  # before the screenshot rewrites a tracked file
     if not shutil.which(args.chromium):
         raise SystemExit(f"{args.chromium} not found: apt-get install chromium")
     version = subprocess.run([args.chromium, "--version"], capture_output=True, text=True)
@@ -278,7 +279,7 @@ def main() -> None:
         result["screenshot"] = dict(page=args.screenshot, view=args.view,
                                     file=str(shot.resolve().relative_to(ROOT)) if inside
                                     else str(shot))
-    result["provenance"] = provenance()
+    result["provenance"] = record
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

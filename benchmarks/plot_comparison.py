@@ -92,12 +92,12 @@ def main(argv=None) -> Path:
     axes[0][0].legend(loc="upper right")
     fig.tight_layout()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
     command = "python benchmarks/plot_comparison.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    stats = dict(convergence=convergence(budgets), figure=str(out),
-                 provenance=provenance(command))
+    record = provenance(command)  # before the figure rewrites a tracked file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    stats = dict(convergence=convergence(budgets), figure=str(out), provenance=record)
     Path(args.results).with_name(Path(args.results).stem + "_convergence.json").write_text(
         json.dumps(stats, indent=1))
     print(json.dumps(stats["convergence"], indent=1))

@@ -59,6 +59,10 @@ def load_average() -> Optional[float]:
         return None
 
 
+# What the benchmarks write: a change there is not a change to the code that produced a result.
+OUTPUTS = (":(exclude)benchmarks/results", ":(exclude)imgs")
+
+
 def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     """Commit, software versions, machine, thread count, date and command of this process.
 
@@ -66,7 +70,9 @@ def provenance(command: Optional[str] = None) -> Dict[str, Any]:
         command: the command line to record; default: this process's argv.
 
     Returns:
-        A JSON-serialisable dict: commit (with `dirty` True when tracked files differ from it),
+        A JSON-serialisable dict: commit (with `dirty` True when tracked files differ from it,
+        result files and figures aside: a script that rewrites one leaves the code it ran as
+        committed),
         python, torch, numpy, cpu, cpu_count, threads (torch's intra-op threads where torch is
         loaded, else OMP_NUM_THREADS), load (the 1-minute load average when it started: other
         work on the machine slows a timing down), gpu, date (UTC, ISO 8601) and command.
@@ -74,7 +80,7 @@ def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     import numpy
 
     torch = sys.modules.get("torch")
-    status = _git(["status", "--porcelain", "--untracked-files=no"])
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS])
     threads = torch.get_num_threads() if torch is not None else os.environ.get("OMP_NUM_THREADS")
     if torch is None:
         try:
