@@ -32,12 +32,22 @@ def _git(args: List[str]) -> Optional[str]:
     return out.stdout.strip()
 
 
-def cpu_model() -> str:
-    """The processor's model name (Linux /proc/cpuinfo; `platform.processor()` elsewhere)."""
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name, with its x86 family and model numbers where Linux gives them
+    (/proc/cpuinfo; a virtual machine may show only "AMD EPYC", and the numbers then tell one
+    generation from another); `platform.processor()` elsewhere."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        fields: Dict[str, str] = {}
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+        name = fields.get("model name")
+        if name:
+            ids = [f"{label} {fields[key]}" for key, label in
+                   (("cpu family", "family"), ("model", "model")) if key in fields]
+            return f"{name} ({', '.join(ids)})" if ids else name
     except OSError:
         pass
     return platform.processor() or platform.machine()

@@ -43,3 +43,12 @@ def test_rewritten_results_and_figures_leave_the_record_clean(repo):
 def test_a_changed_source_file_makes_it_dirty(repo):
     (repo / "code.py").write_text("1\n")
     assert prov.provenance()["dirty"] is True
+
+
+def test_the_cpu_is_named_with_its_family_and_model_numbers(tmp_path):
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {}\ncpu family\t: 23\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+    info.write_text(block.format(0) + "\n" + block.format(1).replace("23", "25"))
+    assert prov.cpu_model(info) == "AMD EPYC (family 23, model 1)"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert prov.cpu_model(info) == "Some CPU"
