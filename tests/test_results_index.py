@@ -69,6 +69,9 @@ def test_a_file_may_describe_itself_and_a_record_may_lack_commit_and_date(tmp_pa
     row = describe("other.json", tmp_path / "other.json")
     assert row[1:3] == ["what it is", "`measured elsewhere`"]
     assert row[4:] == ["not recorded", "not recorded"]
+    record["source"] = "measured outside this repository"
+    (tmp_path / "other.json").write_text(json.dumps(dict(measures="what it is", provenance=record)))
+    assert describe("other.json", tmp_path / "other.json")[4:] == ["outside", "not recorded"]
 
 
 def test_an_unknown_file_is_described_by_its_script_or_refused(tmp_path):
