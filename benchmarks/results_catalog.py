@@ -29,13 +29,11 @@ def _learning(d: Dict[str, Any]) -> str:
 def _ablation(d: Dict[str, Any]) -> str:
     """LIDC: the `paper` and `full` rows' GED ratio; elsewhere (no true GED), every row's GED."""
     rows = d["configs"]
-    if any("ged_ratio" in e["summary"] for e in rows.values()):
-        parts = [f"{row}: ratio {_range(e['summary']['ged_ratio'])}, mode-mass error "
-                 f"{_range(e['summary']['mode_mass_error'])}" for row, e in rows.items()
-                 if row in ("paper", "full")]
-    else:
-        parts = [f"{row}: GED {_range(e['summary']['ged'])}, mode-mass error "
-                 f"{_range(e['summary']['mode_mass_error'])}" for row, e in rows.items()]
+    ratio = any("ged_ratio" in e["summary"] for e in rows.values())
+    key, label = ("ged_ratio", "ratio") if ratio else ("ged", "GED")
+    parts = [f"{row}: {label} {_range(e['summary'][key])}, mode-mass error "
+             f"{_range(e['summary']['mode_mass_error'])}" for row, e in rows.items()
+             if not ratio or row in ("paper", "full")]
     return "; ".join(parts) + f" ({len(rows)} rows)"
 
 
