@@ -1,6 +1,6 @@
 """Do bf16 autocast and torch.compile change the metrics? Prints one JSON object.
 
-    python benchmarks/bench_amp.py [--device cuda] [--steps 40] [--compile]
+    python -m benchmarks.bench_amp [--device cuda] [--steps 40] [--compile]
 
 Trains the LIDC paper model briefly in fp32 on a synthetic 128×128 LIDC-like set, then evaluates
 the same test batch with fp32 and with bf16 autocast (costs, coupling and metrics in fp32), with
@@ -11,13 +11,10 @@ difference. With --compile the compiled model is compared as well.
 import argparse
 import json
 import tempfile
+from typing import Optional, Sequence
 
 import torch
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_amp)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_amp.py)
 from benchmarks.provenance import provenance
 from data import build_dataloaders
 from data.synthetic import make_lidc
@@ -39,13 +36,18 @@ def evaluate(model, x, y, v, autocast: bool, device: str) -> dict:
             "pred": pred}
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--compile", action="store_true")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     torch.manual_seed(0)
     root = tempfile.mkdtemp()
     make_lidc(root, n_train=256, n_val=16, n_test=32, size=128, seed=0)

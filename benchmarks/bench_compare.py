@@ -1,9 +1,8 @@
 """The default path against the reference formulation, interleaved in one run; prints one JSON.
 
-    python benchmarks/bench_compare.py [--rounds 3] [--steps 3] [--threads 2]
+    python -m benchmarks.bench_compare [--rounds 3] [--steps 3] [--threads 2]
         [--compile-head] [--amp] [--matmul-size 2048]
         [--config experiments/lidc_proposed.py] [--batch 4] [--set KEY=VALUE ...]
-    (the same as `python benchmarks/bench_train.py --compare ...`)
 
 Reference formulation: plain head, NCHW backbone, glibc malloc at its defaults
 (`bench_train.py --plain --no-malloc-reuse`: the authors' maths and op order). Default path:
@@ -33,19 +32,15 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_compare)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_compare.py)
 from benchmarks.matmul_limit import fractions, limits
 from benchmarks.provenance import provenance
 
-BENCH = str(Path(__file__).resolve().with_name("bench_train.py"))
 ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/lidc_proposed.py")
     p.add_argument("--batch", type=int, default=4)
@@ -60,13 +55,13 @@ def parse_args() -> argparse.Namespace:
                    help="settings for the default path")
     p.add_argument("--matmul-size", type=int, default=2048,
                    help="n of the n×n torch.mm that measures the matmul limit")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def measure(args, reference: bool) -> dict:
-    """One `bench_train.py` subprocess; its JSON."""
-    cmd = [sys.executable, BENCH, "--config", args.config, "--batch", str(args.batch),
-           "--steps", str(args.steps), "--threads", str(args.threads)]
+    """One `bench_train` subprocess; its JSON."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_train", "--config", args.config,
+           "--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads)]
     if reference:
         cmd += ["--plain", "--no-malloc-reuse"]
     else:

@@ -2,9 +2,9 @@
 U-Net and SSN on the synthetic LIDC set, each tuned with the same budget and trained to
 convergence.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_comparison.py --jobs 2     # the whole protocol
-    python benchmarks/bench_comparison.py --jobs 2 --long 4 --short 2 --lrs 3e-3 --seeds 0 1
-    python benchmarks/bench_comparison.py --jobs 2 --add mine=experiments/my_method.py
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_comparison --jobs 2     # the whole protocol
+    python -m benchmarks.bench_comparison --jobs 2 --long 4 --short 2 --lrs 3e-3 --seeds 0 1
+    python -m benchmarks.bench_comparison --jobs 2 --add mine=experiments/my_method.py
 
 The protocol, identical for every method:
 1. Data, backbone (num_filters), batch, evaluation (16 samples per image) and the cosine
@@ -37,11 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_comparison)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_comparison.py)
-from benchmarks.provenance import provenance
+from benchmarks.provenance import command_line, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"mose_paper": "experiments/synthetic_lidc_paper.py",
@@ -304,8 +300,7 @@ def prepare_data(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> Dict[str, Any]:
     args = parse_args(argv)
-    command = "python benchmarks/bench_comparison.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    command = command_line(argv)
     prepare_data(args)
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Wall-clock of each phase of the synthetic LIDC demo (`main.py experiments/synthetic_lidc.py`).
 
-    python benchmarks/bench_demo_phases.py [--config experiments/synthetic_lidc.py]
+    python -m benchmarks.bench_demo_phases [--config experiments/synthetic_lidc.py]
         [--threads T] [--keep DIR] [--set KEY=VALUE ...]
 
 Prints one JSON object, seconds per phase:
@@ -31,11 +31,8 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
 
-try:
-    import benchmarks._path  # noqa: F401, E402  (python -m benchmarks.bench_demo_phases)
-except ModuleNotFoundError:
-    import _path  # noqa: F401, E402  (python benchmarks/bench_demo_phases.py)
 from benchmarks.provenance import provenance  # noqa: E402
 from utils.build import build_loaders, build_loss, build_model, prepare_data  # noqa: E402
 from utils.config.config import load_config  # noqa: E402
@@ -49,13 +46,13 @@ from utils.training.trainer import build_training  # noqa: E402
 T_PROJECT = time.perf_counter()
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/synthetic_lidc.py")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--keep", default=None, help="work folder to keep (default: a temporary one)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def clock(times: dict, name: str, fn):

@@ -1,7 +1,7 @@
 """What each extension of MoSE costs on the synthetic LIDC demo, against the paper's method:
 training step, evaluation batch, re-seeding, gate refit and memory; prints one JSON object.
 
-    python benchmarks/bench_extensions.py [--threads 1] [--rounds 36] [--steps 1]
+    python -m benchmarks.bench_extensions [--threads 1] [--rounds 36] [--steps 1]
         [--eval-rounds 24] [--eval-steps 1] [--refit-image-steps 200]
         [--refit-bottleneck-steps 1200] [--out benchmarks/results/extensions_cost.json]
 
@@ -40,21 +40,15 @@ import gc
 import json
 import re
 import resource
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_extensions)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_extensions.py)
-from benchmarks.provenance import provenance
+from benchmarks.provenance import command_line, provenance
 from utils.build import build_loaders, build_loss, build_model
 from utils.config.config import load_config
 from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
@@ -83,7 +77,7 @@ EVAL_VARIANTS = {
 CPU = torch.device("cpu")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--rounds", type=int, default=36, help="training-step rounds")
@@ -94,7 +88,7 @@ def parse_args() -> argparse.Namespace:
                    help="refit steps timed for the image gate (extrapolated to the demo's)")
     p.add_argument("--refit-bottleneck-steps", type=int, default=1200)
     p.add_argument("--out", default=OUT, help="result file ('' writes none)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def demo_batches(cfg: Any) -> Dict[str, Any]:
@@ -367,7 +361,7 @@ def measure_evaluation(args: argparse.Namespace, data: Dict[str, Any]) -> Dict[s
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    command = shlex.join(["benchmarks/bench_extensions.py", *sys.argv[1:]])
+    command = command_line()
     demo = load_config(DEMO)
     malloc_reuse = reuse_freed_memory() if demo.cpu_malloc_reuse else False
     data = demo_batches(demo)

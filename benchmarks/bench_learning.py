@@ -1,6 +1,6 @@
 """Does the model learn the true distribution? Train and test the synthetic configs over seeds.
 
-    python benchmarks/bench_learning.py [--configs synthetic_lidc synthetic_cityscapes ...]
+    python -m benchmarks.bench_learning [--configs synthetic_lidc synthetic_cityscapes ...]
         [--seeds 0 1 2] [--epochs E] [--threads 1] [--out benchmarks/results/learning]
         [--reuse] [--jobs J] [--set KEY=VALUE ...] [--tag NAME]
 
@@ -28,17 +28,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_learning)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_learning.py)
-
 from benchmarks.ablations import ABLATIONS, run_name, training_rows
-from benchmarks.provenance import provenance
+from benchmarks.provenance import command_line, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 MODE_TYPES = ("nothing", "core", "extended", "satellite")
@@ -338,7 +333,8 @@ def run_ablation(name: str, args: argparse.Namespace) -> Dict[str, Path]:
     return run_dirs
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["synthetic_lidc", "synthetic_cityscapes"])
@@ -356,8 +352,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting passed to every run (repeatable)")
     parser.add_argument("--tag", default="", help="appended to the config name in run names")
-    args = parser.parse_args()
-    command = " ".join(["python", *sys.argv])
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    command = command_line()
     if args.ablation:
         run_dirs = run_ablation(args.ablation, args)
         names = [r for r in ABLATIONS[args.ablation] if not args.rows or r in args.rows]

@@ -1,6 +1,6 @@
 """Time the metrics and the OT loss on fixed sizes of LIDC and Cityscapes; prints one JSON object.
 
-    python benchmarks/bench_metrics.py [--repeats 20] [--threads T]
+    python -m benchmarks.bench_metrics [--repeats 20] [--threads T]
 
 Each figure is the median wall-clock seconds of one call after two warm-up calls.
 """
@@ -9,13 +9,10 @@ import argparse
 import json
 import statistics
 import time
+from typing import Optional, Sequence
 
 import torch
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_metrics)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_metrics.py)
 from benchmarks.provenance import provenance
 from utils.evaluation.metrics import ged_miou
 from utils.loss.ot_loss import OTLoss
@@ -33,11 +30,16 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)

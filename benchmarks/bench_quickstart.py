@@ -1,6 +1,6 @@
 """The README's quick start as a newcomer runs it: a fresh clone, then `python main.py CONFIG`.
 
-    python benchmarks/bench_quickstart.py [--configs synthetic_lidc synthetic_lidc_paper]
+    python -m benchmarks.bench_quickstart [--configs synthetic_lidc synthetic_lidc_paper]
         [--threads 2] [--out benchmarks/results/quickstart.json]
 
 Clones the repository's committed HEAD into a temporary folder (no synthetic data, no run
@@ -20,14 +20,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_quickstart)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_quickstart.py)
-
-from benchmarks.provenance import ROOT, provenance
+from benchmarks.provenance import ROOT, command_line, provenance
 
 
 def children_cpu_s() -> float:
@@ -50,14 +45,19 @@ def run_config(clone: Path, config: str, env: Dict[str, str]) -> Dict[str, Any]:
                 wall_s=round(wall, 1), cpu_s=round(cpu, 1))
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["synthetic_lidc", "synthetic_lidc_paper"])
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS (default: unset)")
     p.add_argument("--out", default="benchmarks/results/quickstart.json")
-    args = p.parse_args()
-    command = " ".join(["python", *sys.argv])
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    command = command_line()
     prov = provenance(command)
     env = dict(os.environ)
     if args.threads is not None:

@@ -17,7 +17,7 @@ screenshot of PAGE (at `--view`, tiles at 75 % by default; after the images in v
 to imgs/review_page.png. Also the cost of drawing and writing one image strip (32x32 and 128x128
 inputs). Prints JSON and writes benchmarks/results/review_page.json with provenance.
 
-    python benchmarks/bench_review_page.py --pages log/.../test/index.html \
+    python -m benchmarks.bench_review_page --pages log/.../test/index.html \
         --screenshot log/.../test/index.html
 """
 
@@ -30,14 +30,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_review_page)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_review_page.py)
 
 from benchmarks.provenance import provenance
 from utils.evaluation.review_cards import make_card, mode_order
@@ -242,7 +237,7 @@ def synthetic_page(folder: Path, count: int, seed: int = 0) -> Path:
     return write_review_page(folder, header, cards, 2, "expert")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="*", default=[200, 20000],
                    help="synthetic pages of these many images")
@@ -254,7 +249,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="fresh browsers per page (median)")
     p.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "review_page.json"))
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def main() -> None:

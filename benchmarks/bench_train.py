@@ -1,10 +1,10 @@
 """Training and evaluation throughput of a config on random inputs; prints one JSON object.
 
-    python benchmarks/bench_train.py --config experiments/lidc_proposed.py --batch 4 --steps 5
+    python -m benchmarks.bench_train --config experiments/lidc_proposed.py --batch 4 --steps 5
         [--device cpu|cuda] [--threads T] [--amp] [--compile [--compile-mode MODE]] [--plain]
         [--tf32] [--cudnn-benchmark] [--no-malloc-reuse] [--set KEY=VALUE ...]
-    python benchmarks/bench_train.py --compare [--rounds 3]   # see benchmarks/bench_compare.py
-        (ratios to the reference formulation and fractions of the matmul limit)
+    (ratios to the reference formulation and fractions of the matmul limit:
+    python -m benchmarks.bench_compare)
 
 train_img_per_s: forward + OT loss + backward + Adam step. eval_img_per_s: compact eval-mode
 forward + argmax + GED/M-IoU + ECE update. One warm-up step each is not timed (with --compile
@@ -14,16 +14,11 @@ the warm-up compiles; its time is `first_train_step_s`).
 import argparse
 import json
 import resource
-import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.bench_train)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/bench_train.py)
 from benchmarks.provenance import provenance
 from models import MoSE
 from utils.config.config import load_config
@@ -32,7 +27,7 @@ from utils.loss.ot_loss import OTLoss
 from utils.runtime.cpu_memory import reuse_freed_memory
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/lidc_proposed.py")
     p.add_argument("--batch", type=int, default=4)
@@ -56,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-malloc-reuse", action="store_true",
                    help="leave glibc malloc at its defaults (see utils/runtime/cpu_memory.py)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def random_batch(cfg, batch: int, device: str):
@@ -137,10 +132,6 @@ def timed(fn, steps: int, device: str):
 
 
 def main() -> None:
-    if "--compare" in sys.argv:
-        from benchmarks.bench_compare import main as compare_main
-        sys.argv.remove("--compare")
-        return compare_main()
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

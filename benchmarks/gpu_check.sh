@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 bench() {
-  timeout 180 python3 benchmarks/bench_train.py --device cuda "$@" > /tmp/gpu_bench.json \
+  timeout 180 python3 -m benchmarks.bench_train --device cuda "$@" > /tmp/gpu_bench.json \
     && python3 -c "import json; print(json.dumps(json.load(open('/tmp/gpu_bench.json'))))" \
     >> "$RESULTS" && python3 -c "import json; d = json.load(open('/tmp/gpu_bench.json')); \
 print(f\"$*: train {d['train_img_per_s']:.0f}, eval {d['eval_img_per_s']:.0f} img/s, \
@@ -47,12 +47,12 @@ done
 bench $CITY --batch 12 --steps 6 || echo "failed: cityscapes fp32"
 bench $CITY --batch 12 --steps 6 --amp || echo "failed: cityscapes bf16"
 
-timeout 200 python3 benchmarks/bench_amp.py --device cuda --steps 60 --compile \
+timeout 200 python3 -m benchmarks.bench_amp --device cuda --steps 60 --compile \
   | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin)))" >> "$RESULTS" \
   || echo "failed: bench_amp"
 
 for b in 16 256; do
-  timeout 120 python3 benchmarks/profile_train.py --device cuda --batch $b --rows 25 \
+  timeout 120 python3 -m benchmarks.profile_train --device cuda --batch $b --rows 25 \
     --out "$OUT/profile_train_cuda_b$b.txt" > /dev/null || echo "failed: profile batch $b"
 done
 wc -l "$RESULTS"

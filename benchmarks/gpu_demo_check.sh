@@ -13,7 +13,7 @@ if ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/site \
     .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-python3 benchmarks/provenance.py --command "bash benchmarks/gpu_demo_check.sh" \
+python3 -m benchmarks.provenance --command "bash benchmarks/gpu_demo_check.sh" \
   | tee "$DEST/provenance.json"
 nvidia-smi -L
 python3 -c "import torch, ot; print('torch', torch.__version__, torch.cuda.get_device_name(), 'pot', ot.__version__)"

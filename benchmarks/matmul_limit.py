@@ -5,7 +5,7 @@ count); `train_flops_per_image` and `eval_flops_per_image` count the floating-po
 the steps `bench_train.py` times. Their quotient is the img/s a step would reach if all its work
 ran at the matmul rate: the limit that `bench_compare.py` reports each path's throughput against.
 
-    python benchmarks/matmul_limit.py [--config experiments/lidc_proposed.py] [--batch 4]
+    python -m benchmarks.matmul_limit [--config experiments/lidc_proposed.py] [--batch 4]
         [--threads 2] [--size 2048]
 
 The counts come from `torch.utils.flop_counter.FlopCounterMode`, which counts matrix products
@@ -18,15 +18,10 @@ import argparse
 import json
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.matmul_limit)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/matmul_limit.py)
 
 EMULATED_BF16_SIZE = 512  # n of the bf16 product on a device without native bf16
 
@@ -146,16 +141,21 @@ def fractions(result: dict, path: str, bf16: bool) -> dict:
     return out
 
 
-def main() -> None:
-    from benchmarks.provenance import provenance
-    from utils.config.config import load_config
-
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/lidc_proposed.py")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--size", type=int, default=2048, help="n of the n×n matmul")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    from benchmarks.provenance import provenance
+    from utils.config.config import load_config
+
+    args = parse_args()
     result = limits(load_config(args.config), args.batch, args.threads, args.size)
     print(json.dumps({**vars(args), **result, "provenance": provenance()}, indent=2))
 

@@ -1,6 +1,6 @@
 """The validation curves of the comparison protocol in one figure.
 
-    python benchmarks/plot_comparison.py [benchmarks/results/comparison_synthetic_lidc.json]
+    python -m benchmarks.plot_comparison [benchmarks/results/comparison_synthetic_lidc.json]
         [--out imgs/comparison_curves.png]
 
 Left: validation GED per epoch at the long budget, each method with its chosen settings; the
@@ -16,9 +16,8 @@ quarters (0.02 = 2 %): a small late gain means that training longer would change
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib
 
@@ -26,12 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.plot_comparison)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/plot_comparison.py)
 from benchmarks.bench_comparison import NAMES, plateau_epoch  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
+from benchmarks.provenance import command_line, provenance  # noqa: E402
 
 COLOURS = {"mose_paper": "tab:blue", "mose": "tab:green", "prob_unet": "tab:orange",
            "ssn": "tab:red"}
@@ -77,12 +72,17 @@ def draw(ax, runs: List[Dict], title: str) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def main(argv=None) -> Path:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="?",
                    default="benchmarks/results/comparison_synthetic_lidc.json")
     p.add_argument("--out", default="imgs/comparison_curves.png")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> Path:
+    args = parse_args(argv)
     result = json.loads(Path(args.results).read_text())
     budgets = result["budgets"]
     fig, axes = plt.subplots(1, len(budgets), figsize=(6 * len(budgets), 4.2), squeeze=False)
@@ -92,8 +92,7 @@ def main(argv=None) -> Path:
     axes[0][0].legend(loc="upper right")
     fig.tight_layout()
     out = Path(args.out)
-    command = "python benchmarks/plot_comparison.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    command = command_line(argv)
     record = provenance(command)  # before the figure rewrites a tracked file
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

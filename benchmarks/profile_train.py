@@ -1,6 +1,6 @@
 """Per-op profile (torch.profiler) of one training step of the default path; writes a table.
 
-    python benchmarks/profile_train.py [--config experiments/lidc_proposed.py] [--batch 4]
+    python -m benchmarks.profile_train [--config experiments/lidc_proposed.py] [--batch 4]
         [--device cpu|cuda] [--threads 2] [--plain] [--compile-head] [--amp]
         [--out benchmarks/results/profile_train_cpu.txt]
 
@@ -14,21 +14,18 @@ provenance (commit, versions, machine, command).
 import argparse
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-try:
-    import benchmarks._path  # noqa: F401  (python -m benchmarks.profile_train)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python benchmarks/profile_train.py)
 from benchmarks.bench_train import build_model_and_step, sync
 from benchmarks.provenance import header_line, provenance
 from utils.config.config import load_config
 from utils.runtime.cpu_memory import reuse_freed_memory
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/lidc_proposed.py")
     p.add_argument("--batch", type=int, default=4)
@@ -41,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", default=None,
                    help="default: benchmarks/results/profile_train_<cpu|cuda>.txt")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def main() -> None:

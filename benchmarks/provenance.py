@@ -2,11 +2,11 @@
 
 Every benchmark that writes a result file stores `provenance()` in it under the key
 `provenance`, so that any figure the project states can be traced to the code and machine that
-produced it (`python benchmarks/make_index.py` lists them in `benchmarks/results/README.md`).
+produced it (`python -m benchmarks.make_index` lists them in `benchmarks/results/README.md`).
 A JSON result holds it as a field; a text result (.txt, .jsonl, .md, .log) starts with a line
 that holds `provenance: {...}` or `{"provenance": {...}}` (`header_line`).
 
-    python benchmarks/provenance.py [--command CMD]   # one JSON line, for shell scripts
+    python -m benchmarks.provenance [--command CMD]   # one JSON line, for shell scripts
 """
 
 import argparse
@@ -14,10 +14,11 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,11 +74,33 @@ def load_average() -> Optional[float]:
 OUTPUTS = (":(exclude)benchmarks/results", ":(exclude)imgs")
 
 
+def command_line(argv: Optional[List[str]] = None) -> str:
+    """This process's command as it reruns from the repository root, quoting kept.
+
+    A script run as a module (`python -m benchmarks.bench_x ...`) is recorded in that form;
+    otherwise the script's path relative to the root.
+
+    Args:
+        argv: the arguments after the script; default `sys.argv[1:]`.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name != "__main__":
+        head = ["python", "-m", spec.name]
+    elif sys.argv and sys.argv[0] not in ("", "-c"):
+        script = Path(sys.argv[0]).resolve()
+        head = ["python", str(script.relative_to(ROOT)) if script.is_relative_to(ROOT)
+                else str(script)]
+    else:
+        head = ["python"]
+    return shlex.join(head + args)
+
+
 def provenance(command: Optional[str] = None) -> Dict[str, Any]:
     """Commit, software versions, machine, thread count, date and command of this process.
 
     Args:
-        command: the command line to record; default: this process's argv.
+        command: the command line to record; default: `command_line()`.
 
     Returns:
         A JSON-serialisable dict: commit (with `dirty` True when tracked files differ from it,
@@ -107,8 +130,7 @@ def provenance(command: Optional[str] = None) -> Dict[str, Any]:
         cpu=cpu_model(), cpu_count=os.cpu_count(), threads=threads, load=load_average(),
         gpu=gpu_name(),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=command if command is not None else " ".join([sys.executable.split("/")[-1],
-                                                               *sys.argv]),
+        command=command if command is not None else command_line(),
     )
 
 
@@ -126,10 +148,15 @@ def header_line(record: Dict[str, Any], comment: str = "# ") -> str:
     return f"{comment}provenance: {json.dumps(record)}{end}"
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--command", default=None, help="the command to record")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     import torch  # noqa: F401  (so that threads and the GPU are recorded)
 
     print(json.dumps(provenance(args.command)))

@@ -189,23 +189,23 @@ def _train_command(d: Dict[str, Any]) -> str:
     extra = {"plain": d.get("head") == "plain", "no_malloc_reuse": not d.get("malloc_reuse", 1)}
     flags = _flags({**d, **extra}, ("config", "batch", "steps", "device", "threads"),
                    ("amp", "compile", "compile_head", "plain", "no_malloc_reuse"))
-    return f"python benchmarks/bench_train.py {flags}"
+    return f"python -m benchmarks.bench_train {flags}"
 
 
 def _compare_command(d: Dict[str, Any]) -> str:
     flags = _flags(d, ("config", "batch", "steps", "rounds", "threads"), ("compile_head", "amp"))
-    return f"python benchmarks/bench_compare.py {flags}"
+    return f"python -m benchmarks.bench_compare {flags}"
 
 
 def _lines_command(rows: List[Dict[str, Any]]) -> str:
     """The bench_train / bench_metrics command of every line that records its options."""
     return "; ".join(_train_command(d) if "train_img_per_s" in d
-                     else f"python benchmarks/bench_metrics.py {_flags(d, ('threads',), ())}"
+                     else f"python -m benchmarks.bench_metrics {_flags(d, ('threads',), ())}"
                      for d in rows if "train_img_per_s" in d or "threads" in d)
 
 
 def _demo_phases_command(d: Dict[str, Any]) -> str:
-    return f"python benchmarks/bench_demo_phases.py {_flags(d, ('config', 'threads'), ())}"
+    return f"python -m benchmarks.bench_demo_phases {_flags(d, ('config', 'threads'), ())}"
 
 
 def _profile_command(text: str) -> str:
@@ -217,11 +217,11 @@ def _profile_command(text: str) -> str:
     flags = (f"--config {config} --batch {batch.split()[-1]} --threads {parts[-2].split()[0]}"
              + " --plain" * path.startswith("reference")
              + " --compile-head" * ("compiled head" in path) + " --amp" * ("bf16" in dtype))
-    return f"python benchmarks/profile_train.py {flags}"
+    return f"python -m benchmarks.profile_train {flags}"
 
 
 def _head_layout_command(d: Dict[str, Any]) -> str:
-    return f"python research/head_layout.py {_flags(d, ('threads',), ())}"
+    return f"python -m research.head_layout {_flags(d, ('threads',), ())}"
 
 
 # --- what each file measures ----------------------------------------------------------------
@@ -247,7 +247,7 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
     ("ablation_*.md", "the ablation table and the per-row tables of the JSON beside it", None,
      _table),
     ("quickstart_logs/*.log.txt", "the text log of one quick-start run of quickstart.json (its "
-     "printed test line)", "python benchmarks/bench_quickstart.py", _test_line),
+     "printed test line)", "python -m benchmarks.bench_quickstart", _test_line),
     ("quickstart*.json", "the README's quick start on a fresh clone: the printed test line, "
      "wall-clock and CPU seconds per config", None, _quickstart),
     ("compare_*.json", "training and evaluation speed of the default path over the reference "
@@ -263,17 +263,17 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
     ("gpu_*.jsonl", "GPU throughput of the paper configs (fp32, bf16, plain formulation) and "
      "bf16's metrics against fp32, one JSON per line", "bash benchmarks/gpu_check.sh", _lines),
     ("metrics_*.json", "the metrics and the OT loss on fixed sizes: median seconds per call",
-     "python benchmarks/bench_metrics.py", _metrics),
+     "python -m benchmarks.bench_metrics", _metrics),
     ("demo_phases_*.json", "wall-clock of each phase of the synthetic LIDC demo",
      _demo_phases_command, _demo_phases),
     ("profile_train_*.txt", "per-op profile of one training step (torch.profiler)",
      _profile_command, _profile),
     ("mode_costs_*.jsonl", "MoSE's objective at γ = 1 for hand-built expert solutions on the "
-     "synthetic LIDC set: which masks training prefers", "python research/mode_costs.py",
+     "synthetic LIDC set: which masks training prefers", "python -m research.mode_costs",
      _mode_costs),
     ("gate_limit_*.jsonl", "where a trained model's mode-mass error comes from: the model, the "
      "best possible gate, refit gates of several inputs (one line per run)",
-     "python research/gate_limit.py", _gate_limit),
+     "python -m research.gate_limit", _gate_limit),
     ("authors_code_*.json", "see the file", None, _runs),
     ("review_page*.json", "the evaluation review page in headless Chromium: time to first paint "
      "and to the first cards, re-sorting, page size (synthetic pages of N images)", None,
@@ -282,5 +282,5 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
      _head_layout_command, _head_layout),
     ("extensions_cost*.json", "what each extension costs on the synthetic LIDC demo against the "
      "paper's method: training step, evaluation batch, re-seeding, gate refit, memory",
-     "python benchmarks/bench_extensions.py", _extensions),
+     "python -m benchmarks.bench_extensions", _extensions),
 ]

@@ -10,8 +10,8 @@ The schedule is the demo's: a learning rate of 3e-3 decayed by a cosine over the
 1/16 (every sample carries the same mass, so every expert is matched to annotations before the
 masks are learnt) to 1/8 after epoch 2 (samples become sharp masks, experts specialise) and to
 1 after epoch 6 (the weights are fitted). The paper's own schedule on this data (lr 1e-3, γ
-1/16 -> 1 at epoch 7) is a row of the ablation (`benchmarks/bench_learning.py --ablation
-lidc`).
+1/16 -> 1 at epoch 7) is a row of the ablation (`python -m benchmarks.bench_learning
+--ablation lidc`).
 """
 
 experiment_name = "synthetic_lidc_paper"

@@ -1,6 +1,6 @@
 """Where does a trained MoSE's mode-mass error come from: the experts' samples or the gate? JSON.
 
-    python research/gate_limit.py [--config experiments/synthetic_lidc.py]
+    python -m research.gate_limit [--config experiments/synthetic_lidc.py]
         [--run-dir DIR] [--ckpt FILE] [--steps 2000] [--image-steps 600] [--weight-decay 1e-2]
         [--train-images N] [--split test] [--set KEY=VALUE ...]
 
@@ -39,16 +39,13 @@ test split (`--split val`: the validation split, to choose settings):
 import argparse
 import json
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from scipy.optimize import linprog
 from torch import nn
 
-try:
-    import research._path  # noqa: F401  (python -m research.gate_limit)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python research/gate_limit.py)
 from benchmarks.provenance import provenance
 from data.lidc import LIDCDataset
 from data.synthetic.common import split_rngs
@@ -63,7 +60,7 @@ from utils.evaluation.run import default_checkpoint
 from utils.training.gate_refit import WEIGHT_DECAY, coupling_shares, fit_gate, fit_image_gate
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="experiments/synthetic_lidc.py")
     p.add_argument("--run-dir", default=None, help="run folder (default: the config's)")
@@ -76,7 +73,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--train-images", type=int, default=None,
                    help="fit the gates on the first N training images (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def load_split(root: Path, split: str):

@@ -1,6 +1,6 @@
 """Training step of the fast head's two layouts, maps against rows, in one run; prints JSON.
 
-    python research/head_layout.py [--threads 2] [--rounds 3]
+    python -m research.head_layout [--threads 2] [--rounds 3]
 
 On a CPU in float32, training uses channel-major maps (`models.fast_head.maps_layout`); rows
 are what bf16, GPUs and the compiled kernels use. This times the same training step (forward +
@@ -12,13 +12,10 @@ the synthetic demo (batch 32) and the LIDC paper config (batch 4), and reports t
 import argparse
 import json
 import time
+from typing import Optional, Sequence
 
 import torch
 
-try:
-    import research._path  # noqa: F401  (python -m research.head_layout)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python research/head_layout.py)
 import models.fast_head as fast_head_module
 from benchmarks.bench_train import build_model_and_step
 from benchmarks.provenance import provenance
@@ -28,11 +25,16 @@ from utils.runtime.cpu_memory import reuse_freed_memory
 CASES = [("experiments/synthetic_lidc.py", 32, 20), ("experiments/lidc_proposed.py", 4, 4)]
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()
     maps = fast_head_module.maps_layout

@@ -1,6 +1,6 @@
 """Which four masks does MoSE's training objective prefer on the synthetic LIDC set? Prints JSON.
 
-    python research/mode_costs.py [--jitters 0.75 0.5 0.25 0.1 0] [--wobble 0]
+    python -m research.mode_costs [--jitters 0.75 0.5 0.25 0.1 0] [--wobble 0]
         [--exclusive] [--n 2000] [--seed 0]
 
 With capacity γ = 1 the OT loss sends every annotation to its closest sample, so four sharp
@@ -22,13 +22,10 @@ whatever the mode masses.
 
 import argparse
 import json
+from typing import Optional, Sequence
 
 import numpy as np
 
-try:
-    import research._path  # noqa: F401  (python -m research.mode_costs)
-except ModuleNotFoundError:
-    import _path  # noqa: F401  (python research/mode_costs.py)
 from benchmarks.provenance import provenance
 from data.synthetic.lidc import (
     _distances,
@@ -89,7 +86,8 @@ def mode_costs(jitters: list, n: int = 2000, seed: int = 0, wobble: float = 0.0,
     return rows
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (`argv`: the arguments after the script; default sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jitters", nargs="+", type=float, default=[0.75, 0.5, 0.25, 0.1, 0.0])
@@ -98,7 +96,11 @@ def main() -> None:
                         help="halo and satellite never in the same image")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     print(json.dumps({"provenance": provenance()}), flush=True)
     for row in mode_costs(args.jitters, args.n, args.seed, args.wobble, not args.exclusive):
         print(json.dumps({k: v if isinstance(v, bool) else round(v, 4) for k, v in row.items()}),

@@ -52,3 +52,15 @@ def test_the_cpu_is_named_with_its_family_and_model_numbers(tmp_path):
     assert prov.cpu_model(info) == "AMD EPYC (family 23, model 1)"
     info.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
     assert prov.cpu_model(info) == "Some CPU"
+
+
+def test_command_line_of_a_module_run_keeps_quoting(monkeypatch):
+    import sys
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="benchmarks.bench_learning")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/x/benchmarks/bench_learning.py", "--rows", "a, b", "c"])
+    assert prov.command_line() == "python -m benchmarks.bench_learning --rows 'a, b' c"
+    assert prov.command_line(["--out", "o"]) == "python -m benchmarks.bench_learning --out o"

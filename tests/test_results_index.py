@@ -11,11 +11,11 @@ from benchmarks.provenance import header_line
 
 ROW = re.compile(r"^\| \[([^\]]+)\]\(([^)]+)\) \|", re.MULTILINE)
 RECORD = dict(commit="0123456789abcdef0123", dirty=False, python="3.11.7", torch="2.0",
-              date="2026-01-02T03:04:05+00:00", command="python benchmarks/bench_metrics.py -x")
+              date="2026-01-02T03:04:05+00:00", command="python -m benchmarks.bench_metrics -x")
 
 
 def test_the_index_is_up_to_date():
-    # after adding or replacing a result: python benchmarks/make_index.py
+    # after adding or replacing a result: python -m benchmarks.make_index
     assert (RESULTS / "README.md").read_text() == index_text()
 
 
@@ -34,17 +34,17 @@ def test_the_commit_and_date_come_from_the_recorded_provenance(tmp_path):
     row = describe("metrics_cpu.json", tmp_path / "metrics_cpu.json")
     assert row == ["[metrics_cpu.json](metrics_cpu.json)",
                    "the metrics and the OT loss on fixed sizes: median seconds per call",
-                   "`python benchmarks/bench_metrics.py -x`", "a 0.5 s", "0123456", "2026-01-02"]
+                   "`python -m benchmarks.bench_metrics -x`", "a 0.5 s", "0123456", "2026-01-02"]
 
 
 def test_text_results_carry_their_provenance_in_a_line_and_tables_take_their_json(tmp_path):
-    dirty = dict(RECORD, dirty=True, commit="fedcba9876543210", command="python research/x.py")
+    dirty = dict(RECORD, dirty=True, commit="fedcba9876543210", command="python -m research.x")
     rows = [{"jitter": 0.5, "true_modes": 0.2, "core_two_sizes": 0.1, "extended_two_sizes": 0.3}]
     text = "\n".join([json.dumps({"provenance": RECORD}), json.dumps(rows[0]),
                       json.dumps({"provenance": dirty})])
     (tmp_path / "mode_costs_x.jsonl").write_text(text + "\n")
     row = describe("mode_costs_x.jsonl", tmp_path / "mode_costs_x.jsonl")
-    assert row[2] == "`python benchmarks/bench_metrics.py -x; python research/x.py`"
+    assert row[2] == "`python -m benchmarks.bench_metrics -x; python -m research.x`"
     assert row[3] == "lowest cost: jitter 0.5: core_two_sizes"
     assert row[4:] == ["0123456, fedcba9 (local changes)", "2026-01-02"]
     (tmp_path / "learning_y.json").write_text(json.dumps(dict(provenance=RECORD, configs={})))
@@ -58,7 +58,7 @@ def test_a_file_without_provenance_is_marked_not_recorded(tmp_path):
     (tmp_path / "head_layout_cpu.json").write_text(json.dumps(
         {"threads": 2, "experiments/synthetic_lidc.py": {"speedup": 1.5}}))
     row = describe("head_layout_cpu.json", tmp_path / "head_layout_cpu.json")
-    assert row[2] == "`python research/head_layout.py --threads 2`"
+    assert row[2] == "`python -m research.head_layout --threads 2`"
     assert row[3] == "synthetic_lidc ×1.5 (maps over rows)"
     assert row[4:] == ["not recorded", "not recorded"]
 

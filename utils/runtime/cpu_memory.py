@@ -3,7 +3,7 @@
 glibc serves allocations above 32 MiB with fresh `mmap` pages and unmaps them on free, so every
 large activation of a training step (the MoSE head's are 128 MiB at batch 4) is page-faulted
 in again: on a 2-core machine that costs more than the arithmetic. Disabling mmap for malloc
-and raising the trim threshold makes freed blocks reusable (`python benchmarks/bench_train.py
+and raising the trim threshold makes freed blocks reusable (`python -m benchmarks.bench_train
 --no-malloc-reuse` measures the difference; docs/performance.md).
 The price is that the process keeps its peak heap until it exits.
 """
