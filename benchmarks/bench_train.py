@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_train --config experiments/lidc_proposed.py --batch 4 --steps 5
         [--device cpu|cuda] [--threads T] [--amp] [--compile [--compile-mode MODE]] [--plain]
-        [--tf32] [--cudnn-benchmark] [--no-malloc-reuse] [--set KEY=VALUE ...]
+        [--tf32] [--cudnn-benchmark] [--no-malloc-reuse] [--fastest] [--set KEY=VALUE ...]
     (ratios to the reference formulation and fractions of the matmul limit:
     python -m benchmarks.bench_compare)
 
@@ -25,6 +25,7 @@ from utils.config.config import load_config
 from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
 from utils.loss.ot_loss import OTLoss
 from utils.runtime.cpu_memory import reuse_freed_memory
+from utils.runtime.fastest import choose, detect
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -46,6 +47,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="let cuDNN time its convolution algorithms for these shapes")
     p.add_argument("--compile-head", action="store_true",
                    help="torch.compile the fast head's batch-norm kernels (MoSE compile_head)")
+    p.add_argument("--fastest", action="store_true",
+                   help="bf16 autocast and the compiled head as the `fastest` setting chooses "
+                        "them for this machine (utils/runtime/fastest.py)")
     p.add_argument("--plain", action="store_true",
                    help="plain head, NCHW backbone (the reference formulation)")
     p.add_argument("--no-malloc-reuse", action="store_true",
@@ -141,6 +145,9 @@ def main() -> None:
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     cfg = load_config(args.config, args.set)
+    choice = choose(*detect(args.device)) if args.fastest else None
+    if choice is not None:
+        args.amp, args.compile_head = choice.amp, choice.compile_head
     train_step, eval_step = build_model_and_step(cfg, args.batch, args.plain, args.device,
                                                  args.amp, args.compile, args.compile_head,
                                                  args.compile_mode)
@@ -155,6 +162,7 @@ def main() -> None:
     print(json.dumps({
         "config": args.config, "batch": args.batch, "steps": args.steps, "device": args.device,
         "amp": args.amp, "compile": args.compile,
+        "fastest": choice.reason if choice is not None else None,
         "compile_mode": args.compile_mode if args.compile else None,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
         "tf32_conv": torch.backends.cudnn.allow_tf32,
