@@ -226,6 +226,12 @@ def test_load_model_options(tmp_path):
     assert one.config.experiment_name == "synthetic_lidc_paper" and not one.training
     with pytest.raises(FileNotFoundError, match="checkpoint=False"):
         mose.load_model(CONFIG, overrides=[f"log_root={tmp_path}"])
+    theirs = tmp_path / "theirs.pth"  # the authors' files: DataParallel's `module.` prefix
+    torch.save({f"module.{k}": v + 1 for k, v in one.state_dict().items()}, theirs)
+    loaded = mose.load_model(CONFIG, checkpoint=theirs)
+    assert torch.equal(loaded.mu, one.mu + 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        mose.load_model(CONFIG, checkpoint=theirs, overrides=["num_expert=5"])
     with pytest.raises(ValueError, match="predict reads the settings"):
         mose.predict(torch.nn.Conv2d(1, 1, 1), np.zeros((1, 1, 4, 4)))
 
