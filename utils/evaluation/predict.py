@@ -193,6 +193,27 @@ def predict_batch(model: torch.nn.Module, x: torch.Tensor,
             for k, v in arrays.items()}
 
 
+def predict_images(model: torch.nn.Module, x: torch.Tensor, eval_seed: int,
+                   batch_size: int) -> Dict[str, np.ndarray]:
+    """Every output array of images of one size, `batch_size` images per forward.
+
+    Batch j samples from the generator seeded by (eval_seed, j), as `--predict` does: the same
+    images in the same order give the arrays of its npz files.
+
+    Args:
+        model: as for `predict_batch`, in eval mode.
+        x: (B, C_in, H, W) preprocessed images, on the model's device.
+        eval_seed: seed of the sampling generators.
+        batch_size: images per forward.
+
+    Returns:
+        name -> (B, ...) numpy array (module docstring).
+    """
+    parts = [predict_batch(model, x[i:i + batch_size], batch_generator(eval_seed, j, x.device))
+             for j, i in enumerate(range(0, x.shape[0], batch_size))]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def _atomic(path: Path, write) -> Path:
     """Call `write(tmp_path)` on a temporary file beside `path`; returns the temporary path."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
