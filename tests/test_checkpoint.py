@@ -58,3 +58,36 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path):
             save_checkpoint({"w": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["best.pth"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name,configs", [
+    ("lidc", ["lidc_proposed", "lidc_proposed_1annot"]), ("cityscapes", ["cityscapes_proposed"])])
+def test_a_file_with_every_key_of_the_released_checkpoints_loads_into_the_paper_configs(
+        name, configs, tmp_path):
+    """A file laid out as the authors' released checkpoints (their key list: every key, shape
+    and dtype, the `module.` prefix of DataParallel) loads strictly into the model each paper
+    config builds, and every value arrives."""
+    from tests.helpers import DATA
+    from utils.build import build_model
+    from utils.config.config import load_config
+
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for line in (DATA / f"state_dict_{name}.tsv").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        key, shape, dtype = line.split("\t")
+        size = () if shape == "scalar" else tuple(int(s) for s in shape.split("x"))
+        if dtype.startswith("float"):
+            state[key] = torch.randn(size, generator=g, dtype=getattr(torch, dtype))
+        else:
+            state[key] = torch.randint(0, 100, size, generator=g, dtype=getattr(torch, dtype))
+    assert state and all(k.startswith("module.") for k in state)
+    path = tmp_path / f"{name}_pretrained_best_ged.pth"
+    torch.save(state, path)
+    for config in configs:
+        model = build_model(load_config(f"experiments/{config}.py"))
+        load_model_weights(model, path)
+        loaded = model.state_dict()
+        assert set(loaded) == {k.removeprefix("module.") for k in state}
+        assert all(torch.equal(loaded[k.removeprefix("module.")], v) for k, v in state.items())
