@@ -9,8 +9,9 @@
     torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP): docs/distributed.md
 
 The protocol itself (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
-`utils/training/trainer.py`; evaluation of a checkpoint is `utils/evaluation/run.py`. Heavy
-modules are imported only once the config is valid, so `--help` and setting errors answer at once.
+`utils/training/trainer.py`; evaluation of a checkpoint is `utils/evaluation/run.py`, the
+figures and review page beside its results `utils/reports/`. Heavy modules are imported only
+once the config is valid, so `--help` and setting errors answer at once.
 """
 
 import argparse
@@ -107,8 +108,8 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
     if args.predict:
         if not distributed.first_process_only("--predict"):
             return {}
-        from utils.evaluation.predict import run_prediction
         from utils.evaluation.run import default_checkpoint
+        from utils.reports.prediction import run_prediction
 
         ckpt = default_checkpoint(cfg, run_dir, args.ckpt)
         return run_prediction(cfg, args.predict, args.out, ckpt, device, not args.no_figures)
@@ -116,10 +117,11 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
         prepare_data(cfg)
     distributed.barrier()  # the other ranks read what rank 0 generated
     if args.demo:
-        from utils.evaluation.run import default_checkpoint, evaluate_checkpoint
+        from utils.evaluation.run import default_checkpoint
+        from utils.reports.analyses import report_checkpoint
 
         ckpt = default_checkpoint(cfg, run_dir, args.ckpt)
-        return evaluate_checkpoint(cfg, args.demo, ckpt, device, run_dir)
+        return report_checkpoint(cfg, args.demo, ckpt, device, run_dir)
     from utils.training.trainer import train_and_test
 
     return train_and_test(cfg, args.config, device, resume=args.resume)

@@ -19,9 +19,9 @@ import torch
 from utils.build import build_model, resolve_device, run_dir_of
 from utils.config.config import Config, load_config
 from utils.evaluation.calibration import mode_calibration as calibration_of_modes
+from utils.evaluation.inference import load_predictor, predict_images
+from utils.evaluation.inference import preprocess as preprocess_image
 from utils.evaluation.metrics import StreamingECE, ged_miou
-from utils.evaluation.predict import load_predictor, predict_images
-from utils.evaluation.predict import preprocess as preprocess_image
 
 __all__ = ["load_model", "predict", "Prediction", "distinct_modes", "ged", "miou", "ece",
            "mode_calibration", "ModeCalibration"]

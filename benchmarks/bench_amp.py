@@ -19,7 +19,8 @@ from benchmarks.provenance import provenance
 from data import build_dataloaders
 from data.synthetic import make_lidc
 from models import MoSE
-from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.evaluation.metrics import StreamingECE, ged_miou
+from utils.labels import hard_labels
 from utils.loss.ot_loss import OTLoss
 
 

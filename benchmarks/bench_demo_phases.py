@@ -37,7 +37,7 @@ from benchmarks.provenance import provenance  # noqa: E402
 from utils.build import build_loaders, build_loss, build_model, prepare_data  # noqa: E402
 from utils.config.config import load_config  # noqa: E402
 from utils.evaluation.loop import evaluate  # noqa: E402
-from utils.evaluation.report import analyse_split, tensorboard_sample_grid  # noqa: E402
+from utils.reports.analyses import analyse_split, tensorboard_sample_grid  # noqa: E402
 from utils.runtime.cpu_memory import reuse_freed_memory  # noqa: E402
 from utils.runtime.logger import MetricsWriter  # noqa: E402
 from utils.training.engine import train_one_epoch  # noqa: E402

@@ -51,7 +51,8 @@ import torch
 from benchmarks.provenance import command_line, provenance
 from utils.build import build_loaders, build_loss, build_model
 from utils.config.config import load_config
-from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.evaluation.metrics import StreamingECE, ged_miou
+from utils.labels import hard_labels
 from utils.loss import objective
 from utils.runtime.cpu_memory import reuse_freed_memory
 from utils.training.gate_refit import refit_gate

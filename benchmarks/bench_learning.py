@@ -197,7 +197,7 @@ def cityscapes_class_iou(run_dir: Path) -> Dict[str, float]:
     from utils.build import build_loaders, build_model
     from utils.config.config import Config
     from utils.config.defaults import DEFAULTS
-    from utils.evaluation.metrics import hard_labels
+    from utils.labels import hard_labels
     from utils.runtime.checkpoint import load_model_weights
 
     cfg = Config(dict(DEFAULTS, **read_json(run_dir / "config.json")))  # older runs: defaults

@@ -1,6 +1,6 @@
 """Review page in a real browser: page size, time to first paint, cards drawn, re-sorting.
 
-Opens review pages (`utils/evaluation/review_page.py`) from disk in headless Chromium (Debian's
+Opens review pages (`utils/reports/review_page.py`) from disk in headless Chromium (Debian's
 package: `apt-get install chromium`) and reads the browser's own performance timeline through the
 DevTools protocol over a pipe (no network, no extra package):
 
@@ -35,9 +35,9 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from benchmarks.provenance import provenance
-from utils.evaluation.review_cards import make_card, mode_order
-from utils.evaluation.review_page import write_review_page
-from utils.evaluation.review_tiles import review_tiles, save_strip
+from utils.reports.review_cards import make_card, mode_order
+from utils.reports.review_page import write_review_page
+from utils.reports.review_tiles import review_tiles, save_strip
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

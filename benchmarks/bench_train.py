@@ -22,7 +22,8 @@ import torch
 from benchmarks.provenance import provenance
 from models import MoSE
 from utils.config.config import load_config
-from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.evaluation.metrics import StreamingECE, ged_miou
+from utils.labels import hard_labels
 from utils.loss.ot_loss import OTLoss
 from utils.runtime.cpu_memory import reuse_freed_memory
 from utils.runtime.fastest import choose, detect

@@ -54,7 +54,7 @@ from models.gating import ImageGatingNetwork
 from utils.build import build_loss, run_dir_of
 from utils.config.config import load_config
 from utils.evaluation.calibration import mode_calibration
-from utils.evaluation.predict import load_predictor
+from utils.evaluation.inference import load_predictor
 from utils.evaluation.results import true_modes_batch
 from utils.evaluation.run import default_checkpoint
 from utils.training.gate_refit import WEIGHT_DECAY, coupling_shares, fit_gate, fit_image_gate

@@ -292,7 +292,8 @@ def annotated():
 
 
 def test_padding_is_harmless_for_ged_and_ece(annotated):
-    from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+    from utils.evaluation.metrics import StreamingECE, ged_miou
+    from utils.labels import hard_labels
 
     logits, gt, v, gt_pad, v_pad = annotated
     samples = hard_labels(logits.softmax(2))
@@ -336,7 +337,8 @@ def test_padding_is_harmless_for_the_greedy_coupling(annotated):
 
 
 def test_padding_is_harmless_for_the_matched_iou(annotated):
-    from utils.evaluation.metrics import ged_miou, hard_labels
+    from utils.evaluation.metrics import ged_miou
+    from utils.labels import hard_labels
 
     logits, gt, v, gt_pad, v_pad = annotated
     samples = hard_labels(logits.softmax(2))

@@ -97,7 +97,7 @@ def test_bad_arguments(root):
 
 def test_an_lidc_run_does_not_import_torchvision(root):
     # torchvision costs a second or more at every start; only Cityscapes and folder data use it
-    code = ("import sys, main, utils.training.trainer, utils.evaluation.report\n"
+    code = ("import sys, main, utils.training.trainer, utils.reports.analyses\n"
             "from data import build_dataloaders\n"
             f"loader = build_dataloaders('lidc', {root!r}, train_batch_size=2, splits=('train',))"
             "['train']\n"

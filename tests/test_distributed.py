@@ -245,7 +245,7 @@ def test_predict_under_torchrun_runs_on_rank_0_alone(monkeypatch, tmp_path):
     infos = []
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "check_shared_folder", lambda folder: None)
-    monkeypatch.setattr("utils.evaluation.predict.run_prediction",
+    monkeypatch.setattr("utils.reports.prediction.run_prediction",
                         lambda *args: pytest.fail("rank 1 predicts"))
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     out = tmp_path / "out"

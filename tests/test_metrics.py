@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels, pairwise_distance
+from utils.evaluation.metrics import StreamingECE, ged_miou, pairwise_distance
+from utils.labels import hard_labels
 
 IDS = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]
 

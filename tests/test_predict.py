@@ -217,16 +217,16 @@ def test_missing_input_and_empty_folder(trained, tmp_path, monkeypatch):
 
 
 def test_a_failing_write_leaves_nothing_partial(trained, tmp_path, monkeypatch):
-    from utils.evaluation import predict_figure
+    from utils.reports import prediction
 
-    real = predict_figure.prediction_figure
+    real = prediction.prediction_figure
 
     def flaky(raw, arrays, num_classes, name, representation):
         if name == "img1.png":
             raise OSError("disk full")
         return real(raw, arrays, num_classes, name, representation)
 
-    monkeypatch.setattr(predict_figure, "prediction_figure", flaky)
+    monkeypatch.setattr(prediction, "prediction_figure", flaky)
     with pytest.raises(ValueError, match="img1.png: its outputs could not be written"):
         predict(trained[0], tmp_path / "out")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())

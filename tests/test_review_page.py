@@ -1,4 +1,4 @@
-"""The review page `index.html` (utils/evaluation/review_page.py, review_cards.py), parsed with
+"""The review page `index.html` (utils/reports/review_page.py, review_cards.py), parsed with
 the standard library's HTML parser: one card per image, the order the page states, no external
 URL, every relative path on disk, each card's values equal to the run's own files.
 
@@ -24,8 +24,8 @@ import main
 from tests.test_data_folder import write_tiny
 from tests.test_predict import run_args
 from utils.config.config import load_config
-from utils.evaluation.review_cards import PredictionReview, make_card, mode_order
-from utils.evaluation.review_page import ordered, write_review_page
+from utils.reports.review_cards import PredictionReview, make_card, mode_order
+from utils.reports.review_page import ordered, write_review_page
 
 URL_ATTRS = ("src", "href", "action", "data", "poster", "srcset", "formaction")
 

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from models import MoSE
 from utils.config.config import Config
-from utils.evaluation.metrics import ged_miou, hard_labels
+from utils.evaluation.metrics import ged_miou
 from utils.evaluation.sweep import (
     SWEEP_COUNTS,
     bootstrap_ci,
@@ -15,6 +15,7 @@ from utils.evaluation.sweep import (
     sample_count_sweep,
     sampling,
 )
+from utils.labels import hard_labels
 from utils.runtime.seed import make_generator
 
 CFG = Config(n_classes=2, eval_class_ids=[1], masked_pred=False, eval_seed=0,

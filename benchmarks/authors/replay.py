@@ -15,8 +15,8 @@ from torch import nn
 from utils.build import build_loaders
 from utils.config.config import Config
 from utils.evaluation.loop import evaluate
-from utils.evaluation.report import analyse_split
 from utils.evaluation.results import result_tag
+from utils.reports.analyses import analyse_split
 from utils.runtime.logger import write_json
 
 

@@ -98,7 +98,7 @@ DEFAULTS: Dict[str, Any] = dict(
     # would end past it, one still running at the deadline stops after its current step (with
     # lr_schedule='cosine' the decay is compressed to the epochs that fit)
     test_after_training=False,  # evaluate the best checkpoint on the test split after training
-    # --- evaluation: metric conventions and extra outputs (utils/evaluation/report.py) ---
+    # --- evaluation: metric conventions and extra outputs (utils/reports/analyses.py) ---
     empty_distance="zero",  # GED / M-IoU: two empty masks are at distance 0 ('zero', as MoSE)
     # or the pair is undefined and left out ('skip'); docs/metrics.md
     matching="hungarian",  # M-IoU: replicated annotations + Hungarian ('hungarian', as MoSE) or

@@ -8,8 +8,9 @@ from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 from tqdm import tqdm
 
-from utils.evaluation.metrics import StreamingECE, ged_miou, hard_labels
+from utils.evaluation.metrics import StreamingECE, ged_miou
 from utils.evaluation.results import true_modes_batch, truth_batch_stats
+from utils.labels import hard_labels
 from utils.runtime.distributed import batch_generator, batch_positions, gather_objects
 
 

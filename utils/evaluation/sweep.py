@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils.evaluation.metrics import hard_labels, pairwise_distance, scores_from_distances
+from utils.evaluation.metrics import pairwise_distance, scores_from_distances
+from utils.labels import hard_labels
 
 SWEEP_COUNTS = (1, 4, 16, 32, 100)
 # Bootstrap resample indices drawn at once: bounds memory for large splits.

@@ -1,9 +1,10 @@
 """Training objectives: the Wasserstein-like OT loss of MoSE (`ot_loss.py`, built from the
-pairwise costs of `ot_cost.py` and the couplings of `ot_coupling.py`).
+pairwise costs of `ot_cost.py` and the couplings of `ot_coupling.py`), and the baselines'
+negative ELBO (`elbo.py`) and Monte-Carlo NLL (`ssn_nll.py`).
 
 `objective(loss_fn)` adapts a loss to the engine's one call, `objective(out, labels,
 label_probs) -> (loss, seg, kl)`, where `out` is the model's output dict.
-May import `utils.evaluation.metrics` (argmax labels for the grouping).
+May import `utils.labels` (argmax labels for the grouping); no other `utils` package.
 """
 
 from typing import Any, Callable, Dict, Tuple

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.evaluation.metrics import hard_labels
+from utils.labels import hard_labels
 from utils.loss.ot_cost import COSTS, iou_cost
 from utils.loss.ot_coupling import (
     exact_coupling,

@@ -16,8 +16,7 @@ import torch
 from utils.build import build_loaders, build_loss, build_model, run_dir_of
 from utils.config.config import Config
 from utils.config.files import copy_config
-from utils.evaluation.report import tensorboard_sample_grid
-from utils.evaluation.run import evaluate_checkpoint
+from utils.reports.analyses import report_checkpoint, tensorboard_sample_grid
 from utils.runtime import distributed
 from utils.runtime.checkpoint import load_model_weights, save_checkpoint
 from utils.runtime.distributed import is_main, shard_eval_loader
@@ -56,7 +55,7 @@ def train_and_test(cfg: Config, config_file: str, device: torch.device,
     if not cfg.test_after_training:
         return {"best_val_ged": best_ged}
     ckpt = run_dir / f"{cfg.experiment_name}_best_ged.pth"
-    return evaluate_checkpoint(cfg, "test", ckpt, device, run_dir)
+    return report_checkpoint(cfg, "test", ckpt, device, run_dir)
 
 
 def refit_best_checkpoint(cfg: Config, device: torch.device, run_dir: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from utils.evaluation.visualize import class_names, label_palette, new_figure
+from utils.reports.figures import class_names, label_palette, new_figure
 
 COLS = 5
 _FONT = 8

@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from utils.evaluation.visualize import label_palette
+from utils.reports.figures import label_palette
 
 TILE_BOX = (128, 192)  # largest tile (height, width) in pixels
 RED = np.array([255, 38, 26], dtype=np.float32)  # foreground of binary problems

@@ -1,4 +1,5 @@
-"""Evaluation extras of `--demo val|test`, written beside the results in `<run>/<split>/`:
+"""The reports of an evaluated split (`--demo val|test`, the test after training:
+`report_checkpoint`), written beside the results file in `<run>/<split>/`:
 
 - `figures/sample_grid_<i>.png` for the first `num_figures` images (compact representation):
   input, annotations with their probabilities, expert samples with their weights, predicted
@@ -7,7 +8,7 @@
   (`utils.evaluation.calibration`);
 - `sweep.json` / `.png` with `sweep=True` (`utils.evaluation.sweep`);
 - `index.html`, the review page of every image, with `per_image.csv` and `review/` (with
-  `num_figures` > 0; `utils.evaluation.review_cards`).
+  `num_figures` > 0; `utils.reports.review_cards`).
 
 Also the validation-time TensorBoard sample grid of the training loop.
 """
@@ -20,11 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 
 from utils.evaluation.calibration import ModeCalibration
-from utils.evaluation.metrics import hard_labels
 from utils.evaluation.results import true_modes_batch
-from utils.evaluation.review_cards import EvaluationReview
+from utils.evaluation.run import evaluate_checkpoint
 from utils.evaluation.sweep import has_experts, sample_count_sweep, sampling
-from utils.evaluation.visualize import (
+from utils.labels import hard_labels
+from utils.reports.figures import (
     calibration_figure,
     predictive_maps,
     reliability_figure,
@@ -32,14 +33,32 @@ from utils.evaluation.visualize import (
     save_figure,
     sweep_figure,
 )
+from utils.reports.review_cards import EvaluationReview
+from utils.runtime.distributed import is_main
 from utils.runtime.logger import logger, write_json
 from utils.runtime.seed import make_generator
+
+
+def report_checkpoint(cfg: Any, split: str, ckpt: Path, device: torch.device,
+                      run_dir: Path) -> Dict[str, Any]:
+    """Evaluate weights on a split (`utils.evaluation.run.evaluate_checkpoint`: results file and
+    summary line), then write the figures, analyses and review page beside the results
+    (`analyse_split`, rank 0).
+
+    Returns:
+        The results dict (ged, miou, ece fraction, num_images, representation, ...).
+    """
+    done = evaluate_checkpoint(cfg, split, ckpt, device, run_dir)
+    if is_main():
+        analyse_split(done.model, done.loader, cfg, device, run_dir / split,
+                      dict(done.results, per_image=done.per_image))
+    return done.results
 
 
 def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor,
                 out: Dict[str, torch.Tensor], samples: torch.Tensor, b: int, softmax: bool,
                 masked_pred: bool, cityscapes: bool = True) -> Dict[str, Any]:
-    """The data of image b of a batch that `visualize.sample_grid_figure` draws.
+    """The data of image b of a batch that `figures.sample_grid_figure` draws.
 
     Args:
         x: (B, C_in, H, W) inputs; labels (B, M, H, W); label_probs (B, M).

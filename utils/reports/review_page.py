@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from data.folder import natural_key
-from utils.evaluation.review_assets import CSS, SCRIPT, magma_gradient
-from utils.evaluation.review_tiles import publish
+from utils.reports.review_assets import CSS, SCRIPT, magma_gradient
+from utils.reports.review_tiles import publish
 
 FIELDS = ("id", "stem", "strip", "th", "tw", "mi", "h", "hpi", "ged", "miou", "modes", "nmodes",
           "annots")

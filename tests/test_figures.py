@@ -13,7 +13,7 @@ import torch
 import main
 from utils import build
 from utils.evaluation.metrics import StreamingECE
-from utils.evaluation.visualize import (
+from utils.reports.figures import (
     CITYSCAPES_PALETTE,
     calibration_figure,
     colorize,
@@ -37,7 +37,7 @@ def read_png(path):
 
 
 def test_importing_the_module_needs_no_matplotlib():
-    code = "import sys, utils.evaluation.visualize; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, utils.reports.figures; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -151,7 +151,7 @@ def test_demo_test_writes_figures_calibration_and_sweep(tmp_path):
 def test_tensorboard_sample_grid(tmp_path):
     from data import build_dataloaders
     from utils.config.config import load_config
-    from utils.evaluation.report import tensorboard_sample_grid
+    from utils.reports.analyses import tensorboard_sample_grid
 
     cfg = load_config("experiments/synthetic_lidc.py", tiny_run(tmp_path)[3::2])
     build.prepare_data(cfg)

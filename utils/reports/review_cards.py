@@ -5,7 +5,7 @@ by, gathered while the run computes them; then `index.html` (`review_page`).
   `DIR/review/<stem>.png` (not with `--no-figures`, which writes no PNG); the cards link the
   image's `_prediction.png` and `.npz`; `predictions.csv` stays the file for scripts.
 - `EvaluationReview` (`--demo val|test`, the test after training): every image of the split
-  from the compact pass of `report.compact_pass`, with its annotations, and its GED and M-IoU
+  from the compact pass of `analyses.compact_pass`, with its annotations, and its GED and M-IoU
   taken from the evaluation itself (`results['per_image']`, not recomputed); writes
   `<run>/<split>/per_image.csv` (id, GED, M-IoU, mean uncertainties, entropy of π, π_k) and
   the strips to `<run>/<split>/review/<index>.png`.
@@ -25,11 +25,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from utils.evaluation.predict import uncertainty
-from utils.evaluation.predict_figure import display_image
-from utils.evaluation.review_page import stored, write_review_page
-from utils.evaluation.review_tiles import publish, review_tiles, save_strip
-from utils.evaluation.visualize import display_image as input_image
+from utils.evaluation.inference import uncertainty
+from utils.reports.figures import display_image as input_image
+from utils.reports.prediction_figure import display_image
+from utils.reports.review_page import stored, write_review_page
+from utils.reports.review_tiles import publish, review_tiles, save_strip
 
 MAX_MODES = 16
 MAX_ANNOTATIONS = 16

@@ -7,7 +7,7 @@ lazily. After the first cards are in the document it records the performance mar
 `review-cards-rendered` (read by benchmarks/bench_review_page.py).
 """
 
-from utils.evaluation.review_tiles import _magma
+from utils.reports.review_tiles import _magma
 
 
 def magma_gradient(stops: int = 9) -> str:
