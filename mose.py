@@ -22,6 +22,7 @@ from utils.evaluation.calibration import mode_calibration as calibration_of_mode
 from utils.evaluation.inference import load_predictor, predict_images
 from utils.evaluation.inference import preprocess as preprocess_image
 from utils.evaluation.metrics import StreamingECE, ged_miou
+from utils.evaluation.run import default_checkpoint
 
 __all__ = ["load_model", "predict", "Prediction", "distinct_modes", "ged", "miou", "ece",
            "mode_calibration", "ModeCalibration"]
@@ -66,16 +67,15 @@ def load_model(config: PathLike, checkpoint: Union[PathLike, None, bool] = None,
 
 
 def _checkpoint_path(cfg: Config, checkpoint: Optional[PathLike] = None) -> Path:
-    """`checkpoint`, else `pretrained_model_full_path`, else the run's best-GED file."""
+    """`checkpoint`, else `pretrained_model_full_path`, else the run's best-GED file (the rule
+    of `--demo`)."""
     if checkpoint is True:
         raise ValueError("checkpoint: a path, None (the run's best-GED weights) or False")
-    path = Path(checkpoint or cfg.pretrained_model_full_path
-                or run_dir_of(cfg) / f"{cfg.experiment_name}_best_ged.pth")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found: train first (python main.py "
-                                f"{cfg.config_file}), pass checkpoint=PATH, or checkpoint=False "
-                                "for an untrained model")
-    return path
+    try:
+        return default_checkpoint(cfg, run_dir_of(cfg), checkpoint)
+    except FileNotFoundError as missing:
+        raise FileNotFoundError(f"{missing}; from Python: checkpoint=PATH, or checkpoint=False "
+                                "for an untrained model") from None
 
 
 @dataclass

@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("models", "data", "utils", "benchmarks", "tests", "experiments", ".ci")
+FOLDERS = ("models", "data", "utils", "benchmarks", "research", "tests", "experiments", ".ci")
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 
 def sources() -> list:
-    """Every Python file of the project's folders, and main.py."""
+    """Every Python file of the project's folders, main.py and the API module mose.py."""
     return sorted(p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")) + [
-        ROOT / "main.py"]
+        ROOT / "main.py", ROOT / "mose.py"]
 
 
 def problems(path: Path) -> list:

@@ -21,9 +21,9 @@ HISTORY = re.compile("|".join([
     r"\bno longer\b", r"\bused to be\b", r"\bbefore this change\b",
 ]), re.IGNORECASE)
 USER_TEXT = [*PAGES, ROOT / "env" / "requirements.txt", ROOT / "env" / "environment.yml",
-             ROOT / "main.py", *(p for d in ("models", "data", "utils", "experiments",
-                                             "benchmarks", "research", "tests")
-                                  for p in sorted((ROOT / d).rglob("*.py")))]
+             ROOT / "main.py", ROOT / "mose.py",
+             *(p for d in ("models", "data", "utils", "experiments", "benchmarks", "research",
+                           "tests") for p in sorted((ROOT / d).rglob("*.py")))]
 
 
 def slug(heading: str) -> str:
