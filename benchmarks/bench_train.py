@@ -25,6 +25,7 @@ try:
 except ModuleNotFoundError:
     import _path  # noqa: F401  (python benchmarks/bench_train.py)
 from benchmarks.provenance import provenance
+from data.specs import dataset_spec
 from models import MoSE
 from utils.config.config import load_config
 from utils.evaluation.metrics import StreamingECE, ged_miou
@@ -63,7 +64,7 @@ def parse_args() -> argparse.Namespace:
 def random_batch(cfg, batch: int, device: str):
     """Random (image, annotations, annotation weights) of the config's shapes."""
     H, W = cfg.image_size
-    M = 32 if cfg.dataset == "cityscapes" else 4
+    M = dataset_spec(cfg.dataset).annotations or 4
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, cfg.input_channels, H, W, generator=g)  # (B, C_in, H, W)
     y = torch.randint(0, cfg.n_classes, (batch, M, H, W), generator=g)  # (B, M, H, W)
