@@ -63,7 +63,7 @@ def parse_args() -> argparse.Namespace:
 
 def random_batch(cfg, batch: int, device: str):
     """Random (image, annotations, annotation weights) of the config's shapes."""
-    H, W = cfg.image_size
+    H = W = 128  # the paper configs' training inputs (LIDC crops, Cityscapes training crops)
     M = dataset_spec(cfg.dataset).annotations or 4
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, cfg.input_channels, H, W, generator=g)  # (B, C_in, H, W)

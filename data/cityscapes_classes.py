@@ -14,7 +14,6 @@ checked; the mapping from Cityscapes label ids and the 32 modes are `data.citysc
 
 NUM_CLASSES = 25
 NUM_MODES = 32
-VOID_ID = 0
 EVAL_CLASS_IDS = (2, 12, 14, 9, 1, 20, 21, 22, 23, 24)
 
 CLASS_NAMES = (

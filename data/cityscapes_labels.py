@@ -1,7 +1,7 @@
 """Multimodal Cityscapes label space: the mapping to the 25 ids, the 32 modes, the image
 normalisation (docs/datasets.md). The ids, names, flip classes and statistics themselves are
 the plain constants of `data.cityscapes_classes`; the builder
-(`data/preprocess/cityscapes_data_loader.py`), the synthetic generator and the loaders map with
+(`data/preprocess/build_cityscapes_layout.py`), the synthetic generator and the loaders map with
 the functions here.
 
 - Cityscapes label ids (0..33, as stored in `*_gtFine_labelIds.png`) map to the 25 ids

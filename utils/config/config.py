@@ -10,7 +10,7 @@ Every unknown or mistyped name is an error that names the closest valid setting.
 
 import ast
 import difflib
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from data.specs import dataset_names, dataset_spec
 from utils.config.defaults import ALIASES as _ALIASES
@@ -75,18 +75,6 @@ def check_type(name: str, value: Any, where: str = "config") -> Any:
         f"setting {name!r} in {where}: expected {_type_name(expected)}, "
         f"got {type(value).__name__} ({value!r})"
     )
-
-
-def load_config_file(path: str) -> Dict[str, Any]:
-    """Run a config file (after its `_base_` chain) and return its module-level settings.
-
-    Args:
-        path: path of a Python config file.
-    Returns:
-        Dict name -> value of every public module-level name that is not a module, function
-        or class, the file's own values replacing its bases'.
-    """
-    return load_settings(path)[0]
 
 
 def parse_override(item: str) -> tuple:

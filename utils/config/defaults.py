@@ -31,7 +31,6 @@ DEFAULTS: Dict[str, Any] = dict(
     # background, lesion; cityscapes 25; folder 2)
     input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3;
     # folder: the channels of data_folder's first image)
-    image_size=[128, 128],  # (H, W) of training inputs; checked against the first batch
     num_w=0,  # DataLoader worker processes
     label_range=None,  # None: all annotations; else the annotation indices used for training
     eval_class_ids=None,  # classes scored by the metrics; None: the dataset's (lidc [1], the
