@@ -8,10 +8,10 @@
     python main.py CONFIG --fastest               # bf16 / compiled head where the machine has them
     torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP): docs/distributed.md
 
-The protocol itself (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
-`utils/training/trainer.py`; evaluation of a checkpoint is `utils/evaluation/run.py`, the
-figures and review page beside its results `utils/reports/`. Heavy modules are imported only
-once the config is valid, so `--help` and setting errors answer at once.
+The protocol (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
+`utils/training/trainer.py`; evaluation is `utils/evaluation/`, its figures and pages
+`utils/reports/`. Heavy modules load once the config is valid: `--help` and setting errors
+answer at once.
 """
 
 import argparse
@@ -85,6 +85,7 @@ def load_run_config(args: argparse.Namespace) -> Any:
 def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, Any]:
     """Set up the run folder, logging and seeds; then train (and test) or evaluate."""
     from utils.build import prepare_data, run_dir_of
+    from utils.evaluation.run import default_checkpoint
     from utils.runtime import distributed
     from utils.runtime.cpu_memory import reuse_freed_memory
     from utils.runtime.fastest import apply_fastest
@@ -108,7 +109,6 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
     if args.predict:
         if not distributed.first_process_only("--predict"):
             return {}
-        from utils.evaluation.run import default_checkpoint
         from utils.reports.prediction import run_prediction
 
         ckpt = default_checkpoint(cfg, run_dir, args.ckpt)
@@ -117,7 +117,6 @@ def run_command(args: argparse.Namespace, cfg: Any, device: Any) -> Dict[str, An
         prepare_data(cfg)
     distributed.barrier()  # the other ranks read what rank 0 generated
     if args.demo:
-        from utils.evaluation.run import default_checkpoint
         from utils.reports.analyses import report_checkpoint
 
         ckpt = default_checkpoint(cfg, run_dir, args.ckpt)

@@ -81,8 +81,7 @@ def run_phases(cfg, work: Path) -> dict:
     gen = torch.Generator().manual_seed(0)
     for name, epoch in (("first_train_epoch_s", 1), ("train_epoch_s", 2)):
         clock(times, name, lambda e=epoch: train_one_epoch(
-            model, loaders["train"], loss_fn, parts["optimizer"], parts["monitor"], device,
-            cfg.masked_pred, gen, e))
+            model, loaders["train"], loss_fn, parts.optimizer, parts.monitor, device, gen, e))
     clock(times, "validation_s", lambda: evaluate(model, loaders["val"], cfg, device))
     results = clock(times, "test_s", lambda: evaluate(model, loaders["test"], cfg, device))
     results.update(split="test", tag="compact")

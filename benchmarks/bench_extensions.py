@@ -99,7 +99,7 @@ def demo_batches(cfg: Any) -> Dict[str, Any]:
         loaders = build_loaders(cfg, ("train", "val"), shard_train=False)
         return dict(train=next(iter(loaders["train"])), eval=next(iter(loaders["val"])),
                     refit_loader=loaders["train"], data=f"{cfg.data_folder} (first batches)")
-    g, (H, W) = torch.Generator().manual_seed(0), cfg.image_size
+    g, (H, W) = torch.Generator().manual_seed(0), (cfg.synthetic_options["size"],) * 2
 
     def batch(B: int) -> tuple:
         x = torch.randn(B, 1, H, W, generator=g)  # (B, 1, H, W)

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import torch
 
 from benchmarks.provenance import provenance
+from data.specs import dataset_spec
 from models import MoSE
 from utils.config.config import load_config
 from utils.evaluation.metrics import StreamingECE, ged_miou
@@ -61,8 +62,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def random_batch(cfg, batch: int, device: str):
     """Random (image, annotations, annotation weights) of the config's shapes."""
-    H, W = cfg.image_size
-    M = 32 if cfg.dataset == "cityscapes" else 4
+    H = W = 128  # the paper configs' training inputs (LIDC crops, Cityscapes training crops)
+    M = dataset_spec(cfg.dataset).annotations or 4
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, cfg.input_channels, H, W, generator=g)  # (B, C_in, H, W)
     y = torch.randint(0, cfg.n_classes, (batch, M, H, W), generator=g)  # (B, M, H, W)

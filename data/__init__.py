@@ -1,9 +1,10 @@
 """Datasets, transforms, synthetic generators and builders: LIDC, multimodal Cityscapes and your
-own multi-annotator data in the folder layout (`data.folder`).
+own multi-annotator data in the folder layout (`data.folder`); what is particular to each is its
+spec (`data.specs`).
 
 `from data import build_dataloaders` is the engine's entry point. The names below are loaded
-lazily so that the builders (`python -m data.preprocess...`, `python -m data.synthetic`) start
-without importing torch/torchvision.
+lazily so that the builders (`python -m data.preprocess...`, `python -m data.synthetic`) and a
+config check start without importing torch/torchvision.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ _EXPORTS = {
     "CityscapesDataset": "data.cityscapes",
     "FolderDataset": "data.folder.dataset",
     "check_folder": "data.folder.check",
+    "DatasetSpec": "data.specs",
+    "dataset_spec": "data.specs",
+    "register_dataset": "data.specs",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,13 +1,11 @@
-"""Multimodal Cityscapes label space: the 25-id mapping, the five flip classes and the 32 modes.
+"""Multimodal Cityscapes label space: the mapping to the 25 ids, the 32 modes, the image
+normalisation (docs/datasets.md). The ids, names, flip classes and statistics themselves are
+the plain constants of `data.cityscapes_classes`; the builder
+(`data/preprocess/build_cityscapes_layout.py`), the synthetic generator and the loaders map with
+the functions here.
 
-The one place that defines these constants (docs/datasets.md); the builder
-(`data/preprocess/cityscapes_data_loader.py`), the synthetic generator and the loaders import
-them from here.
-
-- Cityscapes label ids (0..33, as stored in `*_gtFine_labelIds.png`) map to 25 ids: 0 void
-  (every class Cityscapes ignores in evaluation), the 19 evaluated classes as their usual train
-  id + 1 (road 1 ... bicycle 19), and the flipped copies sidewalk_2 20, person_2 21, car_2 22,
-  vegetation_2 23, road_2 24.
+- Cityscapes label ids (0..33, as stored in `*_gtFine_labelIds.png`) map to the 25 ids
+  (`data.cityscapes_classes`); every class Cityscapes ignores in evaluation becomes void (0).
 - Mode m (0..31) flips flip class i (order sidewalk, person, car, vegetation, road) iff bit 4 - i
   of m is set; its probability is the product of p_i (flipped) or 1 - p_i (kept).
 """
@@ -16,37 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_CLASSES = 25
-NUM_MODES = 32
-VOID_ID = 0
-EVAL_CLASS_IDS = (2, 12, 14, 9, 1, 20, 21, 22, 23, 24)
-
-CLASS_NAMES = (
-    "void",
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-    "sidewalk_2",
-    "person_2",
-    "car_2",
-    "vegetation_2",
-    "road_2",
+from data.cityscapes_classes import (
+    FLIP_CLASSES,
+    FLIP_PROBS,
+    FLIPPED_IDS,
+    IMAGE_MEAN,
+    IMAGE_STD,
+    NUM_MODES,
 )
 
 # Cityscapes label id -> our id, for the 19 evaluated classes; every other id is void.
@@ -72,15 +46,6 @@ _EVALUATED_LABEL_IDS = {
     33: 19,
 }
 MAX_LABEL_ID = 33
-
-# Flip classes in mode-bit order (bit 4 - i of the mode index flips class i).
-FLIP_CLASSES = (2, 12, 14, 9, 1)  # sidewalk, person, car, vegetation, road
-FLIPPED_IDS = (20, 21, 22, 23, 24)
-FLIP_PROBS = (8 / 17, 7 / 17, 6 / 17, 5 / 17, 4 / 17)
-
-IMAGE_MEAN = (0.28689554, 0.32513303, 0.28389177)
-IMAGE_STD = (0.18696375, 0.19017339, 0.18720214)
-
 
 def label_id_lut() -> np.ndarray:
     """Lookup table from Cityscapes label ids to the 25 ids.

@@ -22,7 +22,7 @@ from data.npy_folder import check_shape, load_true_modes, npy_shape, numbered_sp
 
 CACHE_BYTES = 256 * 2**20  # per dataset object (and per DataLoader worker)
 BUILD_HINT = (
-    "python -m data.preprocess.lidc_data_loader --pickle LIDC_PICKLE --out {root} "
+    "python -m data.preprocess.build_lidc --pickle LIDC_PICKLE --out {root} "
     "(or synthetic data: python -m data.synthetic lidc {root})"
 )
 

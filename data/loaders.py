@@ -18,13 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from data.lidc import LIDCDataset
 from data.npy_folder import SPLITS
+from data.specs import dataset_spec
 
 logger = logging.getLogger(__name__)
-
-DATASETS = ("lidc", "cityscapes", "folder")
-
 
 def seed_worker(worker_id: int) -> None:
     """Seed numpy and random in a DataLoader worker from its torch seed.
@@ -48,42 +45,28 @@ def build_dataset(
     input_channels: int | None = None,
     n_classes: int | None = None,
 ) -> Dataset:
-    """Build one split's Dataset.
+    """Build one split's Dataset, as the dataset's spec reads it (`data.specs`).
 
     Args:
-        dataset: 'lidc', 'cityscapes' (synthetic sets use the same names) or 'folder' (your
-            own data, `data.folder`).
+        dataset: a registered dataset name: 'lidc', 'cityscapes' (synthetic sets use the same
+            names), 'folder' (your own data, `data.folder`) or one of your own.
         data_folder: dataset root holding `train/`, `val/`, `test/`.
         split: 'train', 'val' or 'test'.
-        label_range: LIDC training annotation indices (None = all); ignored for Cityscapes;
-            must be None for 'folder' (raters vary per image).
+        label_range: LIDC training annotation indices (None = all); must be None for
+            'folder' (raters vary per image).
         use_bbpred: Cityscapes: use the black-box prediction channel.
-        bbpred_channel: Cityscapes: force the 4th channel on/off (None follows use_bbpred).
-        input_channels: 'folder': channels every image must have (None: any).
+        bbpred_channel: Cityscapes: force the 4th channel on/off (None follows
+            `input_channels`, else use_bbpred).
+        input_channels: 'folder': channels every image must have (None: any); Cityscapes: 4
+            gives the black-box channel.
         n_classes: 'folder': label values must lie in [0, n_classes) (None: unchecked).
 
     Returns:
-        An `LIDCDataset`, `CityscapesDataset` or `FolderDataset`.
+        The split's Dataset (`LIDCDataset`, `CityscapesDataset`, `FolderDataset`, ...).
     """
-    name = str(dataset).lower()
-    if name == "folder":
-        if label_range is not None:
-            raise ValueError(
-                "label_range selects LIDC annotation indices; with dataset 'folder' the raters "
-                "vary per image, so leave it None"
-            )
-        from data.folder.dataset import FolderDataset  # imports torchvision: only when used
-
-        return FolderDataset(data_folder, split, input_channels=input_channels, n_classes=n_classes)
-    if name == "lidc":
-        return LIDCDataset(data_folder, split, label_range=label_range)
-    if name == "cityscapes":
-        from data.cityscapes import CityscapesDataset  # imports torchvision: only when used
-
-        return CityscapesDataset(
-            data_folder, split, use_bbpred=use_bbpred, bbpred_channel=bbpred_channel
-        )
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    options = dict(label_range=label_range, use_bbpred=use_bbpred, bbpred_channel=bbpred_channel,
+                   input_channels=input_channels, n_classes=n_classes)
+    return dataset_spec(str(dataset).lower()).build(data_folder, split, options)
 
 
 def _check_shards(split: str, num_items: int, batch_size: int, world: int, drop_last: bool) -> None:
@@ -148,7 +131,7 @@ def build_dataloaders(
     """Build the DataLoaders of the requested splits.
 
     Args:
-        dataset: 'lidc', 'cityscapes' or 'folder'.
+        dataset: a registered dataset name (`build_dataset`).
         data_folder: dataset root holding `train/`, `val/`, `test/`.
         train_batch_size: batch size of the train loader.
         val_batch_size: batch size of the val loader.

@@ -8,9 +8,9 @@ Write the example data first (synthetic blobs as grey PNGs, 2-5 raters per image
     python main.py experiments/folder_example.py \
         --predict synthetic_data/folder_example/test/images --out log/folder/predictions
 
-For your own data copy this file and change data_folder, n_classes, input_channels (or leave it
-unset: it is read from the first image) and image_size; eval_class_ids defaults to every
-foreground class 1..n_classes-1. Training checks the dataset first and stops on any problem.
+For your own data copy this file and change data_folder, n_classes and input_channels (or leave
+it unset: it is read from the first image); eval_class_ids defaults to every foreground class
+1..n_classes-1. Training checks the dataset first and stops on any problem.
 """
 
 experiment_name = "folder_example"
@@ -19,7 +19,6 @@ dataset = "folder"
 data_folder = "synthetic_data/folder_example"
 n_classes = 2  # background and lesion
 input_channels = 1  # grey PNGs
-image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net for 32x32 images, as the synthetic LIDC demo
 latent_dim = 2
 gamma0 = 1 / 16  # = 1/(K*S): every sample carries the same mass until the masks are learnt,

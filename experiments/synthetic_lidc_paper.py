@@ -21,7 +21,6 @@ data_folder = "synthetic_data/lidc_wobble"
 synthetic = "lidc"
 synthetic_options = dict(n_train=2000, n_val=200, n_test=200, size=32, seed=0,
                          satellite_with_halo=False, jitter=0.0, wobble=0.6)
-image_size = [32, 32]
 num_filters = [8, 16, 32, 32]  # a small U-Net: 32x32 inputs need few levels and channels
 latent_dim = 2  # the four experts start at the corners of the unit square, well apart
 gamma0 = 1 / 16  # = 1/(K*S): every sample carries the same mass at first (see the docstring)

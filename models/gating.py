@@ -37,6 +37,7 @@ class GatingNetwork(nn.Module):
 
 
 IMAGE_GATE_WIDTH = 16  # channels of the image gate's first convolutions
+VIEWS = ("dihedral", "flip_lr")  # the view sets of `image_views`
 
 
 class ImageGatingNetwork(nn.Module):
@@ -51,19 +52,24 @@ class ImageGatingNetwork(nn.Module):
     (docs/extensions.md).
 
     With `average_views` (the `gate_tta` setting), π in eval mode is the mean of the π of the
-    image's flips and, for square images, their transposes (`dihedral_views`; 8 views): the
-    views that the refit trains on (`utils.training.gate_refit.dihedral`). In training mode the
-    gate reads the image as it is.
+    image's `views` (`image_views`): 'dihedral', its flips and, for square images, their
+    transposes (8 views), or 'flip_lr', the image and its mirror image; the refit trains on the
+    same views (`utils.training.gate_refit.random_view`). In training mode the gate reads the
+    image as it is.
 
     Args:
         input_channels: channels of the image.
         num_expert: number of experts K.
-        average_views: average π over the dihedral views in eval mode.
+        average_views: average π over the views in eval mode.
+        views: 'dihedral' or 'flip_lr' (`VIEWS`), the views the data allows.
     """
 
-    def __init__(self, input_channels: int, num_expert: int, average_views: bool = False):
+    def __init__(self, input_channels: int, num_expert: int, average_views: bool = False,
+                 views: str = "dihedral"):
         super().__init__()
-        self.average_views = average_views
+        if views not in VIEWS:
+            raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
+        self.average_views, self.views = average_views, views
         w = IMAGE_GATE_WIDTH
         self.encoder = nn.Sequential(
             nn.Conv2d(input_channels, w, 3, padding=1), nn.ReLU(inplace=True),
@@ -83,7 +89,7 @@ class ImageGatingNetwork(nn.Module):
         """Args: x (B, C_in, H, W) image. Returns: π (B, K), rows summing to one."""
         if self.training or not self.average_views:
             return torch.softmax(self.logits(x), dim=1)  # (B, K)
-        pi = torch.softmax(self.logits(dihedral_views(x)), dim=1)  # (V·B, K)
+        pi = torch.softmax(self.logits(image_views(x, self.views)), dim=1)  # (V·B, K)
         return pi.view(-1, x.shape[0], pi.shape[1]).mean(dim=0)  # (B, K)
 
 
@@ -95,3 +101,11 @@ def dihedral_views(x: torch.Tensor) -> torch.Tensor:
     if x.shape[2] == x.shape[3]:
         views += [v.transpose(2, 3) for v in views]
     return torch.cat(views)
+
+
+def image_views(x: torch.Tensor, views: str = "dihedral") -> torch.Tensor:
+    """x (B, C, H, W) -> (V·B, C, H, W), view-major: 'dihedral' is `dihedral_views`; 'flip_lr'
+    the image and its left-right mirror image (V = 2), for data with an up and a down."""
+    if views == "dihedral":
+        return dihedral_views(x)
+    return torch.cat([x, x.flip(3)])

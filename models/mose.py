@@ -46,8 +46,10 @@ class MoSE(nn.Module):
         gate_input: what the gating network reads: 'bottleneck' (the paper: the global average
             of the bottleneck feature) or 'image' (the input image, through a small CNN of its
             own: `models.gating.ImageGatingNetwork`; its checkpoint keys differ).
-        gate_tta: with gate_input 'image', π in eval mode is the mean over the image's flips
-            and quarter turns (`ImageGatingNetwork`'s `average_views`).
+        gate_tta: with gate_input 'image', π in eval mode is the mean over the image's views
+            (`ImageGatingNetwork`'s `average_views`).
+        gate_views: the views of the image gate: 'dihedral' (flips and quarter turns) or
+            'flip_lr' (the image and its mirror image); `models.gating.image_views`.
     """
 
     def __init__(self, input_channels: int, num_classes: int, num_filters: Sequence[int],
@@ -55,7 +57,8 @@ class MoSE(nn.Module):
                  masked_pred: bool, eval_sample_num: Optional[int] = None,
                  fast_head: bool = False, channels_last: bool = False, amp: bool = False,
                  compile_head: bool = False,
-                 gate_input: str = "bottleneck", gate_tta: bool = False):
+                 gate_input: str = "bottleneck", gate_tta: bool = False,
+                 gate_views: str = "dihedral"):
         super().__init__()
         if gate_input not in ("bottleneck", "image"):
             raise ValueError(f"gate_input must be 'bottleneck' or 'image', got {gate_input!r}")
@@ -67,7 +70,7 @@ class MoSE(nn.Module):
         self.log_sigma = nn.Parameter(log_sigma)
         self.backbone = Unet(input_channels, num_filters)
         self.gate_input = gate_input
-        self.gating = (ImageGatingNetwork(input_channels, num_expert, gate_tta)
+        self.gating = (ImageGatingNetwork(input_channels, num_expert, gate_tta, gate_views)
                        if gate_input == "image"
                        else GatingNetwork(num_filters[-1], num_expert))
         self.fuse = NoiseInjection(num_filters[0], latent_dim)

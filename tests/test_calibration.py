@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from data.cityscapes_labels import EVAL_CLASS_IDS, FLIP_PROBS, build_modes, mode_probabilities
+from data.cityscapes_classes import EVAL_CLASS_IDS, FLIP_PROBS
+from data.cityscapes_labels import build_modes, mode_probabilities
+from data.specs import dataset_spec
 from utils.evaluation import results
 from utils.evaluation.calibration import ModeCalibration, flip_frequencies, mode_calibration
 
@@ -70,7 +72,7 @@ def test_cityscapes_flip_frequencies_of_a_perfect_model():
     stats = mode_calibration(modes, p, modes, p, 25, EVAL_CLASS_IDS)
     assert stats["valid"].sum().item() == 16  # car absent: pairs of modes are identical
     assert stats["mae"].item() == pytest.approx(0.0, abs=1e-12)
-    flips = flip_frequencies(modes, stats)
+    flips = flip_frequencies(modes, stats, dataset_spec("cityscapes").flip_classes)
     expected = [FLIP_PROBS[0], FLIP_PROBS[1], math.nan, FLIP_PROBS[3], FLIP_PROBS[4]]
     for key in ("true", "predicted"):
         assert np.allclose(flips[key][0].numpy(), expected, equal_nan=True)
@@ -81,7 +83,7 @@ def test_cityscapes_flip_frequency_of_a_model_that_never_flips():
     p = torch.from_numpy(mode_probabilities())[None]
     stats = mode_calibration(modes[:, :1], torch.ones(1, 1, dtype=torch.float64), modes, p, 25,
                              EVAL_CLASS_IDS)  # one sample: mode 0 (nothing flipped)
-    flips = flip_frequencies(modes, stats)
+    flips = flip_frequencies(modes, stats, dataset_spec("cityscapes").flip_classes)
     assert np.allclose(flips["predicted"][0].numpy(), [0, 0, math.nan, 0, 0], equal_nan=True)
     assert stats["tv"].item() == pytest.approx(1 - mode_probabilities()[[0, 4]].sum())
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from data.cityscapes import CityscapesDataset
 from data.cityscapes_labels import build_modes
-from data.preprocess.cityscapes_data_loader import build_cityscapes
-from data.preprocess.preprocessing import preprocess
+from data.preprocess.build_cityscapes_layout import build_cityscapes
+from data.preprocess.resize_cityscapes import preprocess
 
 RAW, SMALL = (32, 64), (16, 32)  # raw PNG size and the builder's resize target in the tests
 # The official Cityscapes table: label id -> 19-class train id (every other id is ignored).

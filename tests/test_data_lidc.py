@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from data.lidc import LIDCDataset
-from data.preprocess import lidc_data_loader as builder
+from data.preprocess import build_lidc as builder
 
 SIZE = 128
 # scikit-learn 1.9.1 train_test_split(test_size=0.2, random_state=0) applied twice to the
@@ -157,7 +157,7 @@ def test_cli_reports_errors(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "data.preprocess.lidc_data_loader",
+        "data.preprocess.build_lidc",
         "--pickle",
         str(tmp_path / "list.pkl"),
         "--out",
@@ -212,7 +212,7 @@ def test_augmentation_keeps_image_and_labels_aligned(tmp_path):
 
 
 def test_loader_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="lidc_data_loader"):
+    with pytest.raises(FileNotFoundError, match="build_lidc"):
         LIDCDataset(str(tmp_path), "train")
     for kind in ("images", "labels"):
         os.makedirs(tmp_path / "val" / kind)

@@ -82,7 +82,7 @@ def test_a_cityscapes_layout_run_reports_its_brute_force_figures(tmp_path):
     args = ["--device", "cpu", "--set", f"data_folder={tmp_path / 'data'}",
             "--set", f"log_root={tmp_path / 'log'}", "--set", f"run_root={tmp_path / 'runs'}",
             "--set", "synthetic_options={'n_train': 4, 'n_val': 2, 'n_test': 3, 'size': (32, 64)}",
-            "--set", "image_size=[16, 16]", "--set", "num_filters=[8, 8]",
+            "--set", "num_filters=[8, 8]",
             "--set", "latent_dim=1", "--set", "num_expert=2", "--set", "gamma0=0.5",
             "--set", "epochs=1", "--set", "train_batch_size=2", "--set", "val_batch_size=2",
             "--set", "test_batch_size=2", "--set", "num_figures=0", "--set", "num_chunks=1"]

@@ -49,7 +49,7 @@ def data(tmp_path) -> Path:
 def test_missing_data_folder_names_it_and_the_build_command(monkeypatch, tmp_path):
     message = cli_error(monkeypatch, *tiny(tmp_path))
     assert f"data folder '{tmp_path / 'data'}' not found; build it with: " in message
-    assert "python -m data.preprocess.lidc_data_loader" in message
+    assert "python -m data.preprocess.build_lidc" in message
     assert f"python -m data.synthetic lidc {tmp_path / 'data'}" in message
 
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import main
+from data.specs import dataset_spec
 from utils import build
 from utils.evaluation.metrics import StreamingECE
 from utils.reports.figures import (
-    CITYSCAPES_PALETTE,
     calibration_figure,
+    class_names,
     colorize,
     display_image,
     label_palette,
@@ -42,12 +43,15 @@ def test_importing_the_module_needs_no_matplotlib():
 
 
 def test_palettes():
-    assert len({tuple(c) for c in CITYSCAPES_PALETTE}) == 25  # flipped copies distinct too
-    assert label_palette(25)[12].tolist() == [220, 20, 60]  # person, Cityscapes colour
+    city = dataset_spec("cityscapes")
+    assert len({tuple(c) for c in city.palette}) == 25  # flipped copies distinct too
+    assert label_palette(25, city)[12].tolist() == [220, 20, 60]  # person, Cityscapes colour
+    assert label_palette(25)[12].tolist() != [220, 20, 60]  # 25 classes of another dataset
     assert label_palette(2).tolist() == [[0, 0, 0], [255, 255, 255]]
     assert len({tuple(c) for c in label_palette(7)}) == 7
-    image = colorize(np.array([[0, 24], [1, 20]]), 25)
+    image = colorize(np.array([[0, 24], [1, 20]]), 25, city)
     assert image.shape == (2, 2, 3) and image.dtype == np.uint8
+    assert class_names(25, city)[12] == "person" and class_names(3)[2] == "class 2"
 
 
 def _item(num_classes, in_channels, M, K, S, seed=0):
@@ -72,7 +76,8 @@ def test_predictive_maps():
 
 @pytest.mark.parametrize("num_classes,in_channels,M,K,S", [(2, 1, 4, 4, 4), (25, 4, 32, 35, 1)])
 def test_sample_grid_png(tmp_path, num_classes, in_channels, M, K, S):
-    fig = sample_grid_figure(_item(num_classes, in_channels, M, K, S), num_classes, "test")
+    spec = dataset_spec("cityscapes" if num_classes == 25 else "lidc")
+    fig = sample_grid_figure(_item(num_classes, in_channels, M, K, S), num_classes, "test", spec)
     image = read_png(save_figure(fig, tmp_path / "grid.png"))
     titles = [ax.get_title() for ax in fig.axes]
     assert sum(bool(re.match(r"annotation \d+  p=", t)) for t in titles) == min(M, 8)
@@ -167,8 +172,15 @@ def test_tensorboard_sample_grid(tmp_path):
 
 def test_rgb_inputs_are_shown_by_their_own_normalisation():
     x = torch.randn(3, 5, 6) * 3 + 1  # a per-image standardised RGB input (folder dataset)
-    shown = display_image(x, cityscapes=False)
+    shown = display_image(x, dataset_spec("folder"))
     assert shown.shape == (5, 6, 3) and shown.min() == 0 and shown.max() == pytest.approx(1)
     np.testing.assert_allclose(shown, ((x - x.min()) / (x.max() - x.min())).permute(1, 2, 0),
                                atol=1e-6)
-    assert display_image(x).min() >= 0 and display_image(x).max() <= 1  # Cityscapes, clipped
+    city = dataset_spec("cityscapes")
+    shown = display_image(x, city)  # the Cityscapes normalisation undone, clipped
+    assert shown.min() >= 0 and shown.max() <= 1
+    std, mean = np.asarray(city.image_std), np.asarray(city.image_mean)
+    np.testing.assert_allclose(shown, np.clip(x.permute(1, 2, 0).numpy() * std + mean, 0, 1),
+                               atol=1e-6)
+    grey = display_image(torch.tensor([[[2.0, 4.0], [3.0, 2.0]]]))  # one channel: min-max
+    np.testing.assert_allclose(grey, [[0.0, 1.0], [0.5, 0.0]])

@@ -1,5 +1,5 @@
 """Each method learns: trained on a fixed set of eight 16×16 images with two equally likely
-answers, its loss falls at least ten-fold and its GED on that set ends below 0.15.
+answers, its loss falls at least four-fold and its GED on that set ends below 0.15.
 
 The answers: two of four raters mark a bright square, two mark the square and the block right
 of it (IoU 1/2). A model that gives one answer only has GED 0.25 there; the untrained models,

@@ -53,7 +53,7 @@ def test_matmul_rate_is_positive_and_finite():
 
 
 def test_step_work_of_a_tiny_config():
-    cfg = load_config(None, ["num_filters=[4, 8]", "image_size=[16, 16]"])
+    cfg = load_config(None, ["num_filters=[4, 8]"])
     train, evaluation = ml.train_flops_per_image(cfg, 2), ml.eval_flops_per_image(cfg, 2)
     assert train > evaluation > 0  # the backward roughly doubles the forward's work
 

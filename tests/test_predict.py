@@ -221,10 +221,10 @@ def test_a_failing_write_leaves_nothing_partial(trained, tmp_path, monkeypatch):
 
     real = prediction.prediction_figure
 
-    def flaky(raw, arrays, num_classes, name, representation):
+    def flaky(x, arrays, num_classes, name, *args):
         if name == "img1.png":
             raise OSError("disk full")
-        return real(raw, arrays, num_classes, name, representation)
+        return real(x, arrays, num_classes, name, *args)
 
     monkeypatch.setattr(prediction, "prediction_figure", flaky)
     with pytest.raises(ValueError, match="img1.png: its outputs could not be written"):

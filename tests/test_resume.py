@@ -158,9 +158,13 @@ def test_interrupted_save_keeps_best_and_last(data, tmp_path, monkeypatch):
 def test_resume_on_more_processes_gives_every_new_rank_its_own_latent_stream(tmp_path,
                                                                               monkeypatch):
     from utils.training import resume
+    from utils.training.schedulers import CosineLR, LossMonitor, TrainingParamSchedulers
+    from utils.training.state import Progress, TrainingParts
 
     model = torch.nn.Linear(2, 1)
-    parts = dict(optimizer=torch.optim.Adam(model.parameters()))
+    optimizer = torch.optim.Adam(model.parameters())
+    parts = TrainingParts(optimizer, CosineLR(optimizer), TrainingParamSchedulers(model, None),
+                          LossMonitor())
 
     def generators():
         return dict(loader=torch.Generator().manual_seed(5),
@@ -170,8 +174,8 @@ def test_resume_on_more_processes_gives_every_new_rank_its_own_latent_stream(tmp
     path = tmp_path / "state.pth"
     saved = generators()
     torch.rand(3, generator=saved["latent"])  # the saved run has drawn from its stream
-    resume.save_training_state(path, model, parts, dict(epoch=1, best_ged=0.5, planned=2,
-                                                        elapsed=1.0), saved, cfg)
+    resume.save_training_state(path, model, parts, Progress(epoch=1, best_ged=0.5, planned=2,
+                                                            elapsed=1.0), saved, cfg)
     monkeypatch.setattr(resume, "world_size", lambda: 2)
     restored = {}
     for r in (0, 1):

@@ -2,6 +2,7 @@
 
 - `utils.labels`: argmax label maps of a model's samples.
 - `utils.loss`: training objectives (the OT loss of MoSE and its parts, the baselines').
+- `utils.methods`: the spec of every method (model, loss, `eval_sample_num`, its settings).
 - `utils.config`: settings (defaults, config files, `--set`, validation) and user errors.
 - `utils.runtime`: process services: checkpoints, seeding, logging, DDP, the CPU allocator.
 - `utils.build`: config -> device, data loaders, model and loss.

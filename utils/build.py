@@ -1,7 +1,9 @@
 """From a config to the objects of a run: device, data, model and training objective.
 
 The one place that reads settings to construct things, so that training (`utils.training`),
-evaluation (`utils.evaluation.run`) and prediction build them identically.
+evaluation (`utils.evaluation.run`) and prediction build them identically; what differs
+between datasets and between methods it looks up in their specs (`data.specs`,
+`utils.methods`).
 """
 
 import inspect
@@ -12,13 +14,9 @@ from typing import Any, Dict
 import torch
 
 from data import build_dataloaders
-from models import MoSE
-from models.prob_unet import ProbUnet
-from models.ssn import SSN
+from data.specs import dataset_spec
 from utils.config.config import Config
-from utils.loss.elbo import ELBOLoss
-from utils.loss.ot_loss import OTLoss
-from utils.loss.ssn_nll import SSNLoss
+from utils.methods import method_spec
 from utils.runtime import distributed
 from utils.runtime.logger import logger
 
@@ -36,15 +34,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare_data(cfg: Config) -> None:
-    """Generate the synthetic set into `data_folder` if the config asks and it is absent; check
-    a folder dataset (`data.folder.check`), logging every problem and raising on any."""
-    if cfg.dataset == "folder":
-        return check_folder_data(cfg)
+    """Check the data where the dataset's spec has a check (the folder dataset: every problem
+    logged, the first raised); generate the synthetic set into `data_folder` if the config asks
+    and it is absent."""
+    spec = dataset_spec(cfg.dataset)
+    if spec.check is not None:
+        spec.check(cfg, logger.error)
+        logger.info(f"data_folder {cfg.data_folder}: checked, no problems")
     if cfg.synthetic is None:
         return
-    from data.synthetic import make_cityscapes, make_lidc
-
-    make = make_lidc if cfg.synthetic == "lidc" else make_cityscapes
+    make = dataset_spec(cfg.synthetic).synthetic()
     folder = Path(cfg.data_folder)
     if folder.exists():  # never replaced behind the user's back: a set made by hand is kept
         stale = stale_synthetic_settings(folder, make, cfg.synthetic_options)
@@ -83,20 +82,6 @@ def stale_synthetic_settings(folder: Path, make: Any, options: Dict[str, Any]) -
     return ", ".join(differ)
 
 
-def check_folder_data(cfg: Config) -> None:
-    """Run the folder checker on `data_folder`; every problem is logged, the first raised."""
-    from data.folder.check import check_folder
-
-    problems = check_folder(cfg.data_folder, cfg.n_classes, cfg.input_channels)
-    for line in problems:
-        logger.error(line)
-    if problems:
-        raise ValueError(f"{len(problems)} problem(s) in data_folder {cfg.data_folder}, first: "
-                         f"{problems[0]}; all are listed above and by: python -m data.folder "
-                         f"check {cfg.data_folder} --n-classes {cfg.n_classes}")
-    logger.info(f"data_folder {cfg.data_folder}: checked, no problems")
-
-
 def build_loaders(cfg: Config, splits: tuple, shard_train: bool = True) -> Dict[str, Any]:
     """DataLoaders of `splits` with the config's batch sizes, workers and annotation range.
 
@@ -108,39 +93,21 @@ def build_loaders(cfg: Config, splits: tuple, shard_train: bool = True) -> Dict[
         cfg.dataset, cfg.data_folder, train_batch_size=cfg.train_batch_size,
         val_batch_size=cfg.val_batch_size, test_batch_size=cfg.test_batch_size, num_w=cfg.num_w,
         label_range=cfg.label_range, use_bbpred=cfg.use_bbpred, seed=cfg.seed, splits=(split,),
-        bbpred_channel=cfg.input_channels == 4 if cfg.dataset == "cityscapes" else None,
         input_channels=cfg.input_channels, n_classes=cfg.n_classes,
         distributed=split == "train" and shard_train and distributed.is_distributed())[split]
         for split in splits}
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
-    """The model of `cfg.method` described by the config (compiled in place with `compile`)."""
-    common = dict(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
-                  num_filters=cfg.num_filters, softmax=cfg.softmax, masked_pred=cfg.masked_pred,
-                  eval_sample_num=cfg.eval_sample_num, channels_last=cfg.channels_last,
-                  amp=cfg.amp)
-    if cfg.method == "prob_unet":
-        model = ProbUnet(latent_dim=cfg.prob_unet_latent_dim, **common)
-    elif cfg.method == "ssn":
-        model = SSN(rank=cfg.ssn_rank, mc_samples=cfg.ssn_mc_samples, **common)
-    else:
-        model = MoSE(latent_dim=cfg.latent_dim, num_expert=cfg.num_expert,
-                     sample_per_mode=cfg.sample_per_mode, fast_head=cfg.fast_head,
-                     compile_head=cfg.compile_head, gate_input=cfg.gate_input,
-                     gate_tta=cfg.gate_tta, **common)
-    return model
+    """The model of `cfg.method` described by the config (the method's spec builds it)."""
+    return method_spec(cfg.method).build_model(cfg)
 
 
 def build_loss(cfg: Config) -> Any:
-    """The training loss of `cfg.method`: MoSE's OT loss, the Prob. U-Net's negative ELBO or
-    SSN's Monte-Carlo NLL (each called through `utils.loss.objective` by the engine)."""
-    if cfg.method == "prob_unet":
-        return ELBOLoss(beta=cfg.beta, ignore_void=cfg.masked_pred)
-    if cfg.method == "ssn":
-        return SSNLoss(ignore_void=cfg.masked_pred)
-    return OTLoss(cost_fn=cfg.cost_fn, beta=cfg.beta, gamma0=cfg.gamma0, G0=cfg.G0,
-                  num_chunks=cfg.num_chunks, coupling=cfg.coupling)
+    """The training loss of `cfg.method` (the method's spec builds it): MoSE's OT loss, the
+    Prob. U-Net's negative ELBO or SSN's Monte-Carlo NLL, each called through
+    `utils.loss.objective` by the engine."""
+    return method_spec(cfg.method).build_loss(cfg)
 
 
 def run_dir_of(cfg: Config) -> Path:

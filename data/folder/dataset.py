@@ -1,7 +1,7 @@
 """`FolderDataset`: one split of a dataset in the folder layout (see `data.folder`).
 
 Kept apart from `data.folder` so that its checker and example writer start without torch;
-`from data.folder.layout import FolderDataset` works all the same.
+`from data.folder import FolderDataset` loads it when first asked for.
 """
 
 from __future__ import annotations

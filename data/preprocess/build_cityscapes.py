@@ -5,8 +5,8 @@
         [--size 256 512] [--overwrite]
 
 The resized npy files of step 1 go to `--processed` (default `<OUT>/processed`; delete it
-afterwards if disk space matters). See `data.preprocess.preprocessing` and
-`data.preprocess.cityscapes_data_loader` for the details of each step.
+afterwards if disk space matters). See `data.preprocess.resize_cityscapes` and
+`data.preprocess.build_cityscapes_layout` for the details of each step.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import logging
 import os
 import sys
 
-from data.preprocess.cityscapes_data_loader import add_bbpred_arguments, build_cityscapes
-from data.preprocess.preprocessing import add_size_argument, preprocess
+from data.preprocess.build_cityscapes_layout import add_bbpred_arguments, build_cityscapes
+from data.preprocess.resize_cityscapes import add_size_argument, preprocess
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,6 @@ from data.npy_folder import SPLITS
 from data.synthetic.common import make_split_dirs, save_item, split_rngs, start_dataset
 
 NUM_ANNOTATIONS = 4
-NUM_MODE_TYPES = 4  # nothing, core, extended, satellite
 _CHUNK = 256  # images rendered at once
 
 

@@ -4,19 +4,21 @@ A config file is a Python module in `experiments/` whose module-level names are 
 authors' names where they exist). It holds only what differs from `DEFAULTS`, nanoGPT style, or
 from the base config it names (`_base_ = "other.py"`, utils/config/files.py).
 Resolution order: `DEFAULTS` -> base configs -> config file -> `--set KEY=VALUE` overrides ->
-derived settings.
+derived settings (from the dataset's spec, `data.specs`, and the method's, `utils.methods`).
 Every unknown or mistyped name is an error that names the closest valid setting.
 """
 
 import ast
 import difflib
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Iterable, Optional
 
+from data.specs import dataset_names, dataset_spec
 from utils.config.defaults import ALIASES as _ALIASES
 from utils.config.defaults import CHOICES as _CHOICES
 from utils.config.defaults import DEFAULTS
 from utils.config.defaults import TYPES as _TYPES
 from utils.config.files import load_settings
+from utils.methods import SWITCHED_OFF, method_names, method_spec
 
 __all__ = ["DEFAULTS", "Config", "ConfigError", "load_config", "parse_override"]
 
@@ -75,18 +77,6 @@ def check_type(name: str, value: Any, where: str = "config") -> Any:
     )
 
 
-def load_config_file(path: str) -> Dict[str, Any]:
-    """Run a config file (after its `_base_` chain) and return its module-level settings.
-
-    Args:
-        path: path of a Python config file.
-    Returns:
-        Dict name -> value of every public module-level name that is not a module, function
-        or class, the file's own values replacing its bases'.
-    """
-    return load_settings(path)[0]
-
-
 def parse_override(item: str) -> tuple:
     """Parse one `--set KEY=VALUE` item; the value is a Python literal.
 
@@ -136,7 +126,7 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
         cfg[name] = value
         explicit.add(name)
     _check_fastest(cfg, explicit)
-    _derive(cfg, explicit)
+    _derive(cfg)
     _derive_method(cfg)
     validate(cfg)
     cfg["config_file"] = None if path is None else str(path)
@@ -157,53 +147,70 @@ def _copy(value: Any) -> Any:
     return ast.literal_eval(repr(value)) if isinstance(value, (list, dict)) else value
 
 
-def _derive(cfg: Config, explicit: set) -> None:
-    """Fill settings that follow from others: input_channels from dataset and use_bbpred.
+def _derive(cfg: Config) -> None:
+    """Fill the settings the dataset's spec gives (`data.specs`): input_channels, n_classes,
+    eval_class_ids; check those a dataset does not take.
 
     Cityscapes: 4 channels with use_bbpred, else 3. `input_channels=4` with `use_bbpred=False`
     is allowed: the 4th channel is then all zeros (a 4-channel model run without predictions).
-    Folder: `_derive_folder`.
+    Folder: the channels of data_folder's first image unless given.
     """
-    if cfg.dataset == "folder":
-        return _derive_folder(cfg, explicit)
-    if cfg.dataset == "lidc":
-        channels, allowed = 1, (1,)
-    else:
-        channels, allowed = (4, (4,)) if cfg.use_bbpred else (3, (3, 4))
+    _check_choice(cfg, "dataset", dataset_names())
+    spec = dataset_spec(cfg.dataset)
+    channels, allowed = _from_spec(spec.channels, cfg)
     if cfg.input_channels is None:
         cfg["input_channels"] = channels
-    elif cfg.input_channels not in allowed:
+    elif allowed and cfg.input_channels not in allowed:
         raise ConfigError(
             f"input_channels={cfg.input_channels} contradicts dataset={cfg.dataset!r}, "
             f"use_bbpred={cfg.use_bbpred} (which give {channels}); leave input_channels unset"
         )
+    if cfg.n_classes is None:
+        cfg["n_classes"] = spec.num_classes
+    if cfg.eval_class_ids is None:
+        cfg["eval_class_ids"] = list(spec.eval_class_ids or range(1, cfg.n_classes))
+    if cfg.label_range is not None and not spec.takes_label_range:
+        raise ConfigError(f"label_range selects the training annotations of a dataset with fixed "
+                          f"raters (lidc); dataset {cfg.dataset!r} does not take it: leave it None")
+    if cfg.masked_pred and not spec.void:
+        raise ConfigError(f"masked_pred predicts class 0 on void pixels; dataset {cfg.dataset!r} "
+                          "has no void label: set masked_pred=False")
+    _check_synthetic(cfg)
+
+
+def _check_synthetic(cfg: Config) -> None:
+    """`synthetic` names the dataset itself, which must have a generator."""
+    if cfg.synthetic is None:
+        return
+    makers = [name for name in dataset_names() if dataset_spec(name).synthetic is not None]
+    if cfg.synthetic != cfg.dataset or cfg.synthetic not in makers:
+        raise ConfigError(f"synthetic={cfg.synthetic!r} with dataset={cfg.dataset!r}: synthetic "
+                          f"generates a set of the config's own dataset, one of {makers}; "
+                          f"for your own data write an example with python -m data.folder example")
+
+
+def _check_choice(cfg: Config, name: str, registered: list) -> None:
+    """The dataset or method must be a registered one."""
+    if cfg[name] not in registered:
+        raise ConfigError(f"setting {name!r}: {cfg[name]!r} is not one of {registered}")
+
+
+def _from_spec(check: Any, cfg: Config) -> Any:
+    """Call a spec's function on the settings; its ValueError becomes a ConfigError."""
+    try:
+        return check(cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _derive_method(cfg: Config) -> None:
-    """Baselines: MoSE's gamma / S / G schedules and expert revival do not apply (set to
-    None), so that any MoSE config runs with `--set method=...`."""
-    if cfg.method != "mose":
-        for name in ("gamma_scheduler_options", "S_scheduler_options", "G_scheduler_options",
-                     "revive_experts"):
-            cfg[name] = None
-        cfg["gate_refit_steps"] = 0
-
-
-def _derive_folder(cfg: Config, explicit: set) -> None:
-    """Your own data: input_channels from the first image of data_folder unless given, and
-    eval_class_ids = every foreground class 1..n_classes-1 unless given."""
-    if cfg.input_channels is None:
-        from data.folder import image_channels
-
-        cfg["input_channels"] = image_channels(cfg.data_folder)
-        if cfg.input_channels is None:
-            raise ConfigError(f"input_channels: no readable image in data_folder "
-                              f"{cfg.data_folder!r} to derive it from; set it in the config")
-    if "eval_class_ids" not in explicit:
-        cfg["eval_class_ids"] = list(range(1, cfg.n_classes))
-    if cfg.label_range is not None or cfg.synthetic is not None:
-        raise ConfigError("dataset 'folder' takes neither label_range (raters vary per image) "
-                          "nor synthetic (write an example with python -m data.folder example)")
+    """The method's spec (`utils.methods`): MoSE's schedules and extensions that it does not
+    take are switched off, so that any MoSE config runs with `--set method=...`."""
+    _check_choice(cfg, "method", method_names())
+    spec = method_spec(cfg.method)
+    for name, off in SWITCHED_OFF.items():
+        if name not in spec.settings:
+            cfg[name] = off
 
 
 def _check_param_scheduler(cfg: Config, name: str, value_type: type) -> None:
@@ -252,21 +259,6 @@ def _check_revive(options: Optional[dict]) -> None:
                           f"last, got {epochs!r}")
 
 
-def _check_exact_capacity(cfg: Config) -> None:
-    """The exact coupling places every annotation only where N·γ >= 1 (N = K·S samples of
-    capacity γ); checked for the smallest γ and S the schedules can reach."""
-    if cfg.method != "mose" or cfg.coupling not in ("exact", "expert"):
-        return
-    gammas = [cfg.gamma0, *(cfg.gamma_scheduler_options or {}).get("values", [])]
-    sizes = [cfg.sample_per_mode, *(cfg.S_scheduler_options or {}).get("values", [])]
-    N, gamma = cfg.num_expert * min(sizes), min(gammas)
-    if N * gamma < 1 - 1e-6:
-        raise ConfigError(
-            f"coupling={cfg.coupling!r} needs N·γ >= 1 so that every annotation can be placed: "
-            f"N = num_expert·sample_per_mode = {N} with γ = {gamma:g} gives {N * gamma:g}; "
-            f"use gamma0 and gamma values >= 1/{N}, more samples, or coupling='greedy'")
-
-
 def _check_plateau_options(options: dict) -> None:
     valid = PLATEAU_ARGUMENTS
     for key in options:
@@ -303,21 +295,11 @@ def validate(cfg: Config) -> None:
     for name in positive:
         if cfg[name] < 1:
             raise ConfigError(f"setting {name!r} must be >= 1, got {cfg[name]}")
-    if cfg.method == "mose" and cfg.num_expert < 2**cfg.latent_dim:
-        raise ConfigError(
-            f"num_expert={cfg.num_expert} < 2**latent_dim={2**cfg.latent_dim}: every binary code "
-            "of the latent space needs an expert; raise num_expert or lower latent_dim"
-        )
     if len(cfg.num_filters) < 2:
         raise ConfigError(f"num_filters needs at least 2 levels, got {cfg.num_filters}")
     if not all(0 <= c < cfg.n_classes for c in cfg.eval_class_ids):
         raise ConfigError(
             f"eval_class_ids {cfg.eval_class_ids} outside [0, n_classes={cfg.n_classes})"
-        )
-    if cfg.method == "mose" and (cfg.cost_fn == "iou") != cfg.softmax:
-        raise ConfigError(
-            f"cost_fn={cfg.cost_fn!r} needs softmax={cfg.cost_fn == 'iou'} "
-            "('iou' compares probabilities, 'ce' takes logits)"
         )
     if cfg.eval_sample_num is not None and cfg.eval_sample_num < 1:
         raise ConfigError(f"eval_sample_num must be None or >= 1, got {cfg.eval_sample_num}")
@@ -332,8 +314,7 @@ def validate(cfg: Config) -> None:
     _check_param_scheduler(cfg, "G_scheduler_options", float)
     _check_plateau_options(cfg.scheduler_options)
     _check_revive(cfg.revive_experts)
-    _check_exact_capacity(cfg)
     _check_gate_refit(cfg)
-    if cfg.method == "mose" and cfg.gate_tta and cfg.gate_input != "image":
-        raise ConfigError("gate_tta averages the image gate over flipped views; it needs "
-                          "gate_input='image' (with another gate set gate_tta=False)")
+    check = method_spec(cfg.method).check
+    if check is not None:
+        _from_spec(check, cfg)

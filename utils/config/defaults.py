@@ -1,5 +1,6 @@
 """Every setting with its default and one comment (the paper's LIDC setting), plus the accepted
 types, choices and aliases that `utils.config.config` checks config files and `--set` against.
+The dataset and method names are those registered in `data.specs` and `utils.methods`.
 """
 
 from typing import Any, Dict
@@ -20,25 +21,27 @@ DEFAULTS: Dict[str, Any] = dict(
     # then runs as plain modules (fast_head is bypassed: it normalises outside the BN modules)
     pretrained_model_full_path=None,  # weights to start training from; --demo evaluates them
     # --- data ---
-    dataset="lidc",  # 'lidc', 'cityscapes' or 'folder' (your own data, data/folder.py)
+    dataset="lidc",  # a registered dataset (data/specs.py): 'lidc', 'cityscapes' or 'folder'
+    # (your own data, data/folder/); its spec gives what is particular to it
     data_folder="../data/lidc_npy",  # processed npy layout (docs/datasets.md)
-    synthetic=None,  # None, 'lidc' or 'cityscapes': generate a synthetic set if data_folder absent
+    synthetic=None,  # None, or the dataset's name ('lidc', 'cityscapes'): generate a synthetic
+    # set into data_folder if it is absent
     synthetic_options={},  # keyword arguments of data.synthetic.make_<synthetic> (sizes, seed)
-    n_classes=2,  # C, classes of the segmentation output (LIDC: background, lesion)
+    n_classes=None,  # C, classes of the segmentation output; None: the dataset's (lidc 2:
+    # background, lesion; cityscapes 25; folder 2)
     input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3;
     # folder: the channels of data_folder's first image)
-    image_size=[128, 128],  # (H, W) of training inputs; checked against the first batch
     num_w=0,  # DataLoader worker processes
     label_range=None,  # None: all annotations; else the annotation indices used for training
-    eval_class_ids=[1],  # classes scored by the metrics (LIDC: the lesion class; folder: every
-    # foreground class 1..n_classes-1 unless set)
+    eval_class_ids=None,  # classes scored by the metrics; None: the dataset's (lidc [1], the
+    # lesion; cityscapes the five flip classes and their copies; folder every class 1..C-1)
     use_bbpred=True,  # cityscapes only: append the black-box prediction as an input channel
     # --- method: MoSE, or a baseline in the same protocol (models/prob_unet.py, models/ssn.py) ---
-    method="mose",  # 'mose', 'prob_unet' (Kohl et al. 2018) or 'ssn' (Monteiro et al. 2020).
-    # The baselines share the backbone (num_filters), data, metrics and protocol; they ignore
-    # MoSE's expert and OT-loss settings (latent_dim, num_expert, sample_per_mode, fast_head,
-    # gate_input, cost_fn, gamma0, G0, num_chunks, coupling) and the gamma / S / G schedules
-    # (set to None); beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
+    method="mose",  # a registered method (utils/methods.py): 'mose', 'prob_unet' (Kohl et al.
+    # 2018) or 'ssn' (Monteiro et al. 2020). The baselines share the backbone (num_filters),
+    # data, metrics and protocol; each method's spec names the settings that apply to it (the
+    # gamma / S / G schedules, revive_experts and gate_refit_steps are switched off for the
+    # baselines); beta is the Prob. U-Net's KL weight; eval_sample_num None means 16 samples
     prob_unet_latent_dim=6,  # Prob. U-Net latent size L (Kohl et al. 2018: 6)
     ssn_rank=10,  # SSN rank of the covariance factor (Monteiro et al. 2020: 10)
     ssn_mc_samples=20,  # SSN Monte-Carlo logit samples of the training loss (Monteiro et al.: 20)
@@ -47,7 +50,8 @@ DEFAULTS: Dict[str, Any] = dict(
     latent_dim=1,  # L, latent dimension of every expert; needs num_expert >= 2**latent_dim
     num_expert=4,  # K, experts in the mixture
     sample_per_mode=4,  # S, samples drawn from every expert (compact representation, N = K*S)
-    masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (cityscapes)
+    masked_pred=False,  # replace predictions on void pixels (label 0) by class 0 (datasets with
+    # a void label: cityscapes)
     softmax=True,  # the model outputs probabilities (True, 'iou' cost) or logits (False, 'ce')
     eval_sample_num=None,  # None: compact evaluation; an int N: standard representation, N samples
     fast_head=True,  # head as folded matrix products (same maths, faster; docs/performance.md)
@@ -76,7 +80,7 @@ DEFAULTS: Dict[str, Any] = dict(
     gate_refit_steps=0,  # 0, or N: after training, refit the gate of the best checkpoint to the
     # training signal with the rest frozen (N Adam steps); when π lags the experts
     gate_tta=False,  # with gate_input='image': π at evaluation is the mean over the image's
-    # flips and quarter turns; for data whose labels do not depend on orientation
+    # views that the dataset allows (lidc, folder: flips and quarter turns; cityscapes: mirror)
     # --- optimisation ---
     train_batch_size=16,  # images per training step
     val_batch_size=16,  # images per validation step
@@ -118,7 +122,9 @@ EXTENSIONS = ("coupling", "revive_experts", "gate_input", "gate_refit_steps", "g
 TYPES: Dict[str, tuple] = dict(
     pretrained_model_full_path=(str, type(None)),
     synthetic=(str, type(None)),
+    n_classes=(int, type(None)),
     input_channels=(int, type(None)),
+    eval_class_ids=(list, type(None)),
     label_range=(list, type(None)),
     eval_sample_num=(int, type(None)),
     gamma_scheduler_options=(dict, type(None)),
@@ -129,9 +135,6 @@ TYPES: Dict[str, tuple] = dict(
 )
 
 CHOICES: Dict[str, tuple] = dict(
-    method=("mose", "prob_unet", "ssn"),
-    dataset=("lidc", "cityscapes", "folder"),
-    synthetic=(None, "lidc", "cityscapes"),
     device=("auto", "cpu", "cuda"),
     cost_fn=("iou", "ce"),
     coupling=("greedy", "exact", "expert"),

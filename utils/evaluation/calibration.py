@@ -7,20 +7,21 @@ weights are summed per mode. Identical true modes (e.g. Cityscapes modes that di
 flipping a class absent from the image) are merged first, their probabilities summed, so a perfect
 model scores 0. Per image we report the mean absolute error over the distinct modes
 (`mode_mass_error`, also computed by the evaluation loop, `utils.evaluation.loop`) and the total
-variation ½ Σ |predicted − true|; for Cityscapes also the predicted and true flip frequency of each
-of the five flippable classes, over the images where the class occurs.
+variation ½ Σ |predicted − true|; where the dataset names flip classes (`data.specs`,
+Cityscapes: five) also the predicted and true flip frequency of each, over the images where the
+class occurs.
 """
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from data.cityscapes_labels import FLIP_CLASSES, FLIPPED_IDS
 from utils.evaluation.metrics import pairwise_distance
 from utils.evaluation.sweep import bootstrap_ci
 
-FLIP_NAMES = ("sidewalk", "person", "car", "vegetation", "road")
+# (name, class id, flipped id) of each flip class (`data.specs.DatasetSpec.flip_classes`)
+FlipClasses = Sequence[Tuple[str, int, int]]
 
 
 def mode_distances(samples: torch.Tensor, modes: torch.Tensor, num_classes: int,
@@ -91,27 +92,29 @@ def mode_mass_error(samples: torch.Tensor, weights: torch.Tensor, modes: torch.T
                             eval_class_ids)["mae"]
 
 
-def flip_frequencies(modes: torch.Tensor, stats: Dict[str, torch.Tensor]) -> Dict[str, Any]:
-    """Predicted and true flip frequency of the five flippable Cityscapes classes.
+def flip_frequencies(modes: torch.Tensor, stats: Dict[str, torch.Tensor],
+                     flip_classes: FlipClasses) -> Dict[str, Any]:
+    """Predicted and true flip frequency of each flip class (Cityscapes: five, F).
 
     A mode flips class i when it holds the flipped id; a class counts in an image only where it
     (or its flipped copy) occurs in some true mode.
 
     Args:
-        modes: (B, T, H, W) true modes in the 25-id space.
+        modes: (B, T, H, W) true modes (Cityscapes: in the 25-id space).
         stats: `mode_calibration` output for the same batch.
+        flip_classes: (name, class id, flipped id) of every flip class.
 
     Returns:
-        dict with `predicted` and `true` (B, 5) float64, NaN where the class does not occur.
+        dict with `predicted` and `true` (B, F) float64, NaN where the class does not occur.
     """
     flat = modes.reshape(*modes.shape[:2], -1)  # (B, T, P)
-    flipped = torch.stack([(flat == f).any(-1) for f in FLIPPED_IDS], -1).cpu()  # (B, T, 5)
+    flipped = torch.stack([(flat == f).any(-1) for _, _, f in flip_classes], -1).cpu()  # (B,T,F)
     present = torch.stack([((flat == c) | (flat == f)).any(-1).any(-1)
-                           for c, f in zip(FLIP_CLASSES, FLIPPED_IDS)], -1).cpu()  # (B, 5)
-    mask = (flipped & stats["valid"][..., None]).double()  # (B, T, 5)
+                           for _, c, f in flip_classes], -1).cpu()  # (B, F)
+    mask = (flipped & stats["valid"][..., None]).double()  # (B, T, F)
     out = {}
     for key in ("predicted", "true"):
-        freq = torch.einsum("bt,btc->bc", stats[key], mask)  # (B, 5)
+        freq = torch.einsum("bt,btc->bc", stats[key], mask)  # (B, F)
         out[key] = freq.masked_fill(~present, float("nan"))
     return out
 
@@ -122,15 +125,16 @@ class ModeCalibration:
     Args:
         num_classes: C.
         eval_class_ids: evaluated classes (as for the metrics).
-        flips: also report the five Cityscapes flip frequencies.
+        flip_classes: also report the flip frequency of each of these (name, class id, flipped
+            id), the dataset's (`data.specs`); empty: no flips.
         seed: seed of the bootstrap confidence intervals.
     """
 
-    def __init__(self, num_classes: int, eval_class_ids: Sequence[int], flips: bool = False,
-                 seed: int = 0):
+    def __init__(self, num_classes: int, eval_class_ids: Sequence[int],
+                 flip_classes: FlipClasses = (), seed: int = 0):
         self.num_classes = num_classes
         self.eval_class_ids = list(eval_class_ids)
-        self.flips = flips
+        self.flip_classes = list(flip_classes)
         self.seed = seed
         self.images: List[Dict[str, Any]] = []
 
@@ -139,7 +143,7 @@ class ModeCalibration:
         """Add a batch; arguments as for `mode_calibration`. Returns its output."""
         stats = mode_calibration(samples, weights, modes, mode_probs, self.num_classes,
                                  self.eval_class_ids)
-        flips = flip_frequencies(modes, stats) if self.flips else None
+        flips = flip_frequencies(modes, stats, self.flip_classes) if self.flip_classes else None
         for b in range(samples.shape[0]):
             valid = stats["valid"][b]
             order = torch.argsort(stats["true"][b][valid], descending=True)  # by true prob
@@ -159,13 +163,13 @@ class ModeCalibration:
         Returns:
             dict with `num_images`, `mae` and `tv` (mean, ci_low, ci_high), `by_rank` (mean true
             and predicted probability of the k-th likeliest mode, with image counts), `flips`
-            (Cityscapes: per class mean true and predicted frequency) and `per_image`.
+            (with flip classes: per class mean true and predicted frequency) and `per_image`.
         """
         mae = np.array([im["mae"] for im in self.images])
         tv = np.array([im["tv"] for im in self.images])
         out = dict(num_images=len(self.images), mae=bootstrap_ci(mae, seed=self.seed),
                    tv=bootstrap_ci(tv, seed=self.seed), by_rank=self._by_rank())
-        if self.flips:
+        if self.flip_classes:
             out["flips"] = self._flips()
         out["per_image"] = self.images
         return out
@@ -183,7 +187,7 @@ class ModeCalibration:
 
     def _flips(self) -> Dict[str, Dict[str, Optional[float]]]:
         out = {}
-        for i, name in enumerate(FLIP_NAMES):
+        for i, (name, _, _) in enumerate(self.flip_classes):
             t = [im["flip_true"][i] for im in self.images if im["flip_true"][i] is not None]
             p = [im["flip_predicted"][i] for im in self.images
                  if im["flip_predicted"][i] is not None]

@@ -2,9 +2,9 @@
 distribution into arrays (`--predict`; the files it writes are `utils.reports.prediction`'s).
 
 An input is an image file, read as `data.folder` reads images and preprocessed as the config's
-dataset is: per-image standardisation (lidc, folder) or the Cityscapes normalisation
-(cityscapes: PNG/JPEG /255 then per-channel mean/std; npy taken as already normalised, 3 or 4
-channels as the model needs). Any image size runs through the U-Net at evaluation (ceil-mode
+dataset is (`preprocess`): per-image standardisation (lidc, folder) or the Cityscapes
+normalisation (PNG/JPEG /255 then per-channel mean/std; npy taken as already normalised, 3 or
+4 channels as the model needs). Any image size runs through the U-Net at evaluation (ceil-mode
 pooling, upsampling to the skip size), so images are neither padded nor resized; consecutive
 images of one size share a batch (`input_batches`).
 
@@ -28,9 +28,9 @@ from typing import Dict, Iterator, List
 import numpy as np
 import torch
 
-from data.cityscapes_labels import IMAGE_MEAN, IMAGE_STD
 from data.folder import IMAGE_EXTS, natural_key, read_image
 from data.lidc import standardise
+from data.specs import dataset_spec
 from utils.build import build_model
 from utils.config.config import Config
 from utils.labels import hard_labels
@@ -76,7 +76,11 @@ def list_inputs(input_path: str) -> List[str]:
 
 
 def preprocess(raw: np.ndarray, path: str, cfg: Config) -> torch.Tensor:
-    """The config's preprocessing of one image.
+    """The config's preprocessing of one image: its dataset's normalisation (`data.specs`).
+
+    Without dataset statistics (lidc, folder) every image is standardised on its own, as their
+    loaders do; with them (cityscapes) a PNG/JPEG is scaled by 1/255 and standardised per
+    channel, and an npy file is taken as normalised already, as the builder stores them.
 
     Args:
         raw: (C, H, W) float32 as stored.
@@ -86,18 +90,21 @@ def preprocess(raw: np.ndarray, path: str, cfg: Config) -> torch.Tensor:
     Returns:
         (C_in, H, W) float32 model input.
     """
-    channels = raw.shape[0]
+    spec, channels = dataset_spec(cfg.dataset), raw.shape[0]
     if channels != cfg.input_channels:
-        hint = (" (this Cityscapes model also takes the black-box prediction: pass (4, H, W) "
-                "npy files)" if cfg.dataset == "cityscapes" and cfg.input_channels == 4 else "")
+        labels = spec.label_channel is not None and spec.label_channel < cfg.input_channels
+        hint = (f" (channel {spec.label_channel} of this model's input is a label map, e.g. a "
+                f"black-box prediction: pass ({cfg.input_channels}, H, W) npy files)"
+                if labels else "")
         raise ValueError(f"{path}: {channels} channel(s), the model takes {cfg.input_channels} "
                          f"(input_channels of {cfg.config_file}){hint}")
-    if cfg.dataset != "cityscapes":
-        x = standardise(raw)  # lidc, folder: per image, as their loaders do
+    if spec.image_mean is None:
+        x = standardise(raw)
     elif path.lower().endswith(".npy"):
-        x = raw  # the Cityscapes builder's arrays are normalised already
+        x = raw
     else:
-        mean, std = np.asarray(IMAGE_MEAN)[:, None, None], np.asarray(IMAGE_STD)[:, None, None]
+        mean = np.asarray(spec.image_mean)[:, None, None]  # (3, 1, 1)
+        std = np.asarray(spec.image_std)[:, None, None]  # (3, 1, 1)
         x = (raw / 255.0 - mean) / std  # (3, H, W)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 
+from data.specs import dataset_spec
 from utils.evaluation.calibration import ModeCalibration
 from utils.evaluation.results import true_modes_batch
 from utils.evaluation.run import evaluate_checkpoint
@@ -57,7 +58,7 @@ def report_checkpoint(cfg: Any, split: str, ckpt: Path, device: torch.device,
 
 def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor,
                 out: Dict[str, torch.Tensor], samples: torch.Tensor, b: int, softmax: bool,
-                masked_pred: bool, cityscapes: bool = True) -> Dict[str, Any]:
+                masked_pred: bool) -> Dict[str, Any]:
     """The data of image b of a batch that `figures.sample_grid_figure` draws.
 
     Args:
@@ -68,7 +69,6 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
         b: image index in the batch.
         softmax: `out['pred']` holds probabilities (else logits).
         masked_pred: void pixels (label 0) were masked: their entropy is shown as 0.
-        cityscapes: RGB inputs carry the Cityscapes normalisation (else shown min-max scaled).
 
     Returns:
         dict of CPU tensors / arrays for one image.
@@ -81,8 +81,7 @@ def figure_item(x: torch.Tensor, labels: torch.Tensor, label_probs: torch.Tensor
     return dict(image=x[b].cpu(), labels=labels[b].cpu(), label_probs=label_probs[b].cpu(),
                 samples=samples[b].cpu(), weights=out["weights"][b].cpu(),
                 expert_probs=out["expert_probs"][b].cpu() if "expert_probs" in out else None,
-                compact="expert_probs" in out, marginal=marginal, entropy=entropy,
-                cityscapes=cityscapes)
+                compact="expert_probs" in out, marginal=marginal, entropy=entropy)
 
 
 def _truth_known(loader: DataLoader) -> bool:
@@ -106,7 +105,7 @@ def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.d
     calibration = None
     if _truth_known(loader):
         calibration = ModeCalibration(cfg.n_classes, cfg.eval_class_ids,
-                                      flips=cfg.dataset == "cityscapes", seed=cfg.eval_seed)
+                                      dataset_spec(cfg.dataset).flip_classes, cfg.eval_seed)
     generator, start = make_generator(cfg.eval_seed, device), 0
     for x, labels, label_probs in loader:
         if calibration is None and review is None and start >= cfg.num_figures:
@@ -119,8 +118,9 @@ def compact_pass(model: nn.Module, loader: DataLoader, cfg: Any, device: torch.d
             review.add_batch(x, labels, label_probs, out)
         for b in range(max(0, min(x.shape[0], cfg.num_figures - start))):
             item = figure_item(x, labels, label_probs, out, samples, b, cfg.softmax,
-                               cfg.masked_pred, cfg.dataset == "cityscapes")
-            fig = sample_grid_figure(item, cfg.n_classes, f"{split} image {start + b}")
+                               cfg.masked_pred)
+            fig = sample_grid_figure(item, cfg.n_classes, f"{split} image {start + b}",
+                                     dataset_spec(cfg.dataset))
             save_figure(fig, figure_dir / f"sample_grid_{start + b}.png")
         if calibration is not None:
             modes, probs = true_modes_batch(loader.dataset, start, x.shape[0], device)
@@ -222,8 +222,8 @@ def tensorboard_sample_grid(tb: Any, model: nn.Module, loader: DataLoader, cfg: 
         out = model(x, label=labels if cfg.masked_pred else None,
                     generator=make_generator(cfg.eval_seed, device))
     item = figure_item(x, labels, label_probs, out, hard_labels(out["pred"]), 0, cfg.softmax,
-                       cfg.masked_pred, cfg.dataset == "cityscapes")
-    tb.add_figure("val/sample_grid", sample_grid_figure(item, cfg.n_classes, f"epoch {step}"),
-                  global_step=step)
+                       cfg.masked_pred)
+    fig = sample_grid_figure(item, cfg.n_classes, f"epoch {step}", dataset_spec(cfg.dataset))
+    tb.add_figure("val/sample_grid", fig, global_step=step)
     model.train(was_training)
 

@@ -13,32 +13,24 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from data.cityscapes_labels import CLASS_NAMES, IMAGE_MEAN, IMAGE_STD, NUM_CLASSES
+from data.specs import DatasetSpec
 
-# Cityscapes colours of the 19 evaluated classes (train-id order), void black, then distinct
-# saturated colours for the flipped copies, unlike any class colour above.
-CITYSCAPES_PALETTE = np.array([
-    (0, 0, 0), (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156),
-    (190, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35),
-    (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
-    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-    (0, 255, 255), (255, 0, 255), (255, 128, 0), (0, 255, 0), (255, 255, 255),
-], dtype=np.uint8)  # (25, 3): sidewalk_2 cyan, person_2 magenta, car_2 orange,
-# vegetation_2 green, road_2 white
 _FONT = 7
 
 
-def label_palette(num_classes: int) -> np.ndarray:
-    """RGB colour of every class: Cityscapes for the 25-id space, black/white for binary.
+def label_palette(num_classes: int, spec: Optional[DatasetSpec] = None) -> np.ndarray:
+    """RGB colour of every class: the dataset's own colours for its C classes (`data.specs`),
+    black/white for binary, else a qualitative colour map.
 
     Args:
         num_classes: C.
+        spec: the dataset's spec, or None.
 
     Returns:
         (C, 3) uint8 colours.
     """
-    if num_classes == NUM_CLASSES:
-        return CITYSCAPES_PALETTE
+    if spec is not None and spec.palette is not None and len(spec.palette) == num_classes:
+        return np.asarray(spec.palette, dtype=np.uint8)
     if num_classes == 2:
         return np.array([(0, 0, 0), (255, 255, 255)], dtype=np.uint8)
     from matplotlib import colormaps
@@ -47,35 +39,43 @@ def label_palette(num_classes: int) -> np.ndarray:
     return (255 * colours).astype(np.uint8)
 
 
-def colorize(labels: Any, num_classes: int) -> np.ndarray:
+def colorize(labels: Any, num_classes: int, spec: Optional[DatasetSpec] = None) -> np.ndarray:
     """Label map (H, W) int -> (H, W, 3) uint8 image in the class palette."""
-    return label_palette(num_classes)[np.asarray(labels, dtype=np.int64)]
+    return label_palette(num_classes, spec)[np.asarray(labels, dtype=np.int64)]
 
 
-def class_names(num_classes: int) -> Sequence[str]:
-    """Names of the classes (Cityscapes for the 25-id space, else 'class c')."""
-    if num_classes == NUM_CLASSES:
-        return CLASS_NAMES
+def class_names(num_classes: int, spec: Optional[DatasetSpec] = None) -> Sequence[str]:
+    """Names of the classes: the dataset's own for its C classes, else 'background' and
+    'foreground' for binary, 'class c' otherwise."""
+    if spec is not None and spec.class_names is not None and len(spec.class_names) == num_classes:
+        return spec.class_names
     return ["background", "foreground"] if num_classes == 2 else [f"class {c}"
                                                                   for c in range(num_classes)]
 
 
-def display_image(x: torch.Tensor, cityscapes: bool = True) -> np.ndarray:
-    """Model input (C_in, H, W) -> something `imshow` shows: (H, W) grey or (H, W, 3) RGB.
+def display_image(x: Any, spec: Optional[DatasetSpec] = None) -> np.ndarray:
+    """A model input as a picture in [0, 1]: (H, W) grey or (H, W, 3) RGB.
 
-    One channel: the standardised image as is (grey, auto contrast). Three or more channels:
-    the first three undo the Cityscapes normalisation when `cityscapes` (a 4th, the black-box
-    prediction, is drawn separately), else they are scaled to [0, 1] (images standardised per
-    image, e.g. the folder dataset).
+    One or two channels: the first, min-max scaled. Three or more: the first three (a 4th, e.g.
+    the black-box prediction, is drawn separately), with the dataset's normalisation undone
+    and clipped where it has one (`DatasetSpec.image_mean`), else min-max scaled (images
+    standardised per image: lidc, folder).
+
+    Args:
+        x: (C_in, H, W) model input, tensor or array.
+        spec: the dataset's spec, or None (min-max scaled).
+
+    Returns:
+        (H, W) or (H, W, 3) float array in [0, 1].
     """
-    x = x.detach().float().cpu().numpy()
-    if x.shape[0] < 3:
-        return x[0]
-    if not cityscapes:
-        rgb = x[:3]
-        return ((rgb - rgb.min()) / max(float(np.ptp(rgb)), 1e-12)).transpose(1, 2, 0)
-    mean, std = np.asarray(IMAGE_MEAN)[:, None, None], np.asarray(IMAGE_STD)[:, None, None]
-    return np.clip((x[:3] * std + mean).transpose(1, 2, 0), 0, 1)  # (H, W, 3)
+    x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if x.shape[0] >= 3 and spec is not None and spec.image_mean is not None:
+        mean = np.asarray(spec.image_mean)[:, None, None]  # (3, 1, 1)
+        std = np.asarray(spec.image_std)[:, None, None]  # (3, 1, 1)
+        return np.clip((x[:3] * std + mean).transpose(1, 2, 0), 0, 1)  # (H, W, 3)
+    image = x[0] if x.shape[0] < 3 else x[:3].transpose(1, 2, 0)  # (H, W) or (H, W, 3)
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
 def predictive_maps(probs: torch.Tensor, weights: torch.Tensor) -> tuple:
@@ -119,14 +119,15 @@ def _show(ax, image: np.ndarray, title: str, **kwargs) -> Any:
     return handle
 
 
-def _overview_panels(item: Dict[str, Any], num_classes: int) -> list:
+def _overview_panels(item: Dict[str, Any], num_classes: int,
+                     spec: Optional[DatasetSpec]) -> list:
     """(image, title, imshow options, colourbar?) of the first row of a sample grid."""
     x, marginal, entropy = item["image"], item["marginal"], item["entropy"]
-    panels = [(display_image(x, item.get("cityscapes", True)), "input", dict(cmap="gray"),
-               False)]
-    if x.shape[0] == 4:
-        panels.append((colorize(x[3].round().long().cpu(), num_classes), "black-box pred.", {},
-                       False))
+    panels = [(display_image(x, spec), "input", dict(cmap="gray"), False)]
+    k = None if spec is None else spec.label_channel
+    if k is not None and x.shape[0] > k:  # e.g. Cityscapes' black-box prediction
+        panels.append((colorize(x[k].round().long().cpu(), num_classes, spec),
+                       "black-box pred.", {}, False))
     labels, v = item["labels"].cpu(), item["label_probs"].double().cpu()
     ent_opts = dict(cmap="magma", vmin=0, vmax=math.log(num_classes))
     if num_classes == 2:
@@ -134,8 +135,8 @@ def _overview_panels(item: Dict[str, Any], num_classes: int) -> list:
         panels += [(annot, "annotation P(fg)", dict(cmap="viridis", vmin=0, vmax=1), True),
                    (marginal[1], "predicted P(fg)", dict(cmap="viridis", vmin=0, vmax=1), True)]
     else:
-        panels += [(colorize(marginal.argmax(0), num_classes), "predicted marginal: argmax", {},
-                    False),
+        panels += [(colorize(marginal.argmax(0), num_classes, spec),
+                    "predicted marginal: argmax", {}, False),
                    (marginal.max(0), "its probability", dict(cmap="viridis", vmin=0, vmax=1),
                     True)]
     return panels + [(entropy, "entropy (nats)", ent_opts, True)]
@@ -152,7 +153,8 @@ def _sample_order(item: Dict[str, Any], max_samples: int) -> list:
 
 
 def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
-                       max_annotations: int = 8, max_samples: int = 16) -> Any:
+                       spec: Optional[DatasetSpec] = None, max_annotations: int = 8,
+                       max_samples: int = 16) -> Any:
     """One image: input, annotations with probabilities, samples with weights, marginal, entropy.
 
     Args:
@@ -163,6 +165,8 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
             `entropy` (H, W) from `predictive_maps`.
         num_classes: C.
         title: figure title.
+        spec: the dataset's spec (display, colours, class names, a label-map input channel),
+            or None.
         max_annotations: annotations shown (the most probable first).
         max_samples: samples shown (the heaviest experts first; one expert per row when S
             samples fit in a row).
@@ -170,7 +174,7 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
     Returns:
         The Figure.
     """
-    overview = _overview_panels(item, num_classes)
+    overview = _overview_panels(item, num_classes, spec)
     annots = torch.argsort(item["label_probs"].double().cpu(), descending=True, stable=True)
     annots = [m for m in annots.tolist() if item["label_probs"][m] > 0][:max_annotations]
     samples = _sample_order(item, max_samples)
@@ -183,13 +187,13 @@ def sample_grid_figure(item: Dict[str, Any], num_classes: int, title: str = "",
     for ax in axes.flat:
         ax.axis("off")
     _draw_overview(fig, axes[0], overview)
-    _label_panels(axes[1:1 + rows[1]].flat, item["labels"], annots, num_classes,
+    _label_panels(axes[1:1 + rows[1]].flat, item["labels"], annots, num_classes, spec,
                   [f"annotation {m}  p={float(item['label_probs'][m]):.3f}" for m in annots])
     who = [f"expert {n // S}" if item["compact"] else f"sample {n}" for n in samples]
-    _label_panels(axes[1 + rows[1]:].flat, item["samples"], samples, num_classes,
+    _label_panels(axes[1 + rows[1]:].flat, item["samples"], samples, num_classes, spec,
                   [f"{w}  w={float(item['weights'][n]):.3f}" for w, n in zip(who, samples)])
     if legend:
-        _class_legend(fig, item, annots, samples, num_classes)
+        _class_legend(fig, item, annots, samples, num_classes, spec)
     if item["expert_probs"] is not None and item["expert_probs"].shape[0] <= 8:
         title += "   π = " + " ".join(f"{float(p):.2f}" for p in item["expert_probs"])
     fig.suptitle(title, fontsize=_FONT + 2)
@@ -207,20 +211,20 @@ def _draw_overview(fig, axes, panels: list) -> None:
 
 
 def _label_panels(axes, maps: torch.Tensor, index: list, num_classes: int,
-                  titles: list) -> None:
+                  spec: Optional[DatasetSpec], titles: list) -> None:
     for ax, i, name in zip(axes, index, titles):
         ax.axis("on")
-        _show(ax, colorize(maps[i].cpu(), num_classes), name)
+        _show(ax, colorize(maps[i].cpu(), num_classes, spec), name)
 
 
-def _class_legend(fig, item: Dict[str, Any], annots: list, samples: list,
-                  num_classes: int) -> None:
+def _class_legend(fig, item: Dict[str, Any], annots: list, samples: list, num_classes: int,
+                  spec: Optional[DatasetSpec]) -> None:
     """Colour patches of the classes visible in the shown label maps."""
     from matplotlib.patches import Patch
 
     shown = torch.cat([item["labels"][annots].flatten(), item["samples"][samples].flatten()])
     present = torch.unique(shown.cpu()).tolist()
-    palette, names = label_palette(num_classes) / 255.0, class_names(num_classes)
+    palette, names = label_palette(num_classes, spec) / 255.0, class_names(num_classes, spec)
     handles = [Patch(facecolor=palette[c], edgecolor="grey", label=names[c]) for c in present]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), fontsize=_FONT,
                frameon=False)
@@ -311,7 +315,7 @@ def _num(value: Optional[float]) -> float:
 
 def calibration_figure(summary: Dict[str, Any], title: str = "", max_ranks: int = 8) -> Any:
     """Mode calibration: predicted vs true mode probability by rank, per-image total variation,
-    and (Cityscapes) predicted vs true flip frequency per class.
+    and (with flip classes, e.g. Cityscapes) predicted vs true flip frequency per class.
 
     Args:
         summary: `utils.evaluation.calibration.ModeCalibration.summary()`.

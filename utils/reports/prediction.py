@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data.specs import dataset_spec
 from utils.config.config import Config
 from utils.evaluation.inference import (
     Loaded,
@@ -35,6 +36,7 @@ from utils.evaluation.inference import (
     load_predictor,
     predict_batch,
 )
+from utils.methods import method_spec
 from utils.reports.prediction_figure import prediction_figure
 from utils.reports.review_cards import PredictionReview
 from utils.runtime.distributed import batch_generator
@@ -79,8 +81,8 @@ def write_outputs(out_dir: Path, item: Loaded, arrays: Dict[str, np.ndarray], cf
     written = {npz: _atomic(npz, lambda p: np.savez_compressed(p, image=item.raw, **arrays))}
     try:
         if figure:
-            fig = prediction_figure(item.raw, arrays, cfg.n_classes, Path(item.path).name,
-                                    representation)
+            fig = prediction_figure(item.x.numpy(), arrays, cfg.n_classes, Path(item.path).name,
+                                    representation, dataset_spec(cfg.dataset))
             written[png] = _atomic(png, lambda p: fig.savefig(p, dpi=110))
     except BaseException:
         os.remove(written[npz])
@@ -126,7 +128,7 @@ def run_prediction(cfg: Config, input_path: str, out_dir: str, ckpt: Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_predictor(cfg, ckpt, device)
-    review = PredictionReview(out, figures)
+    review = PredictionReview(out, figures, dataset_spec(cfg.dataset))
     rows, failures = _predict_all(model, paths, out, cfg, device, figures, review)
     csv_path = write_csv(out, [rows[p] for p in paths if p in rows])
     logger.info(f"predict: {len(rows)} of {len(paths)} images written to {out} ({csv_path.name}, "
@@ -142,7 +144,7 @@ def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Confi
                  device: torch.device, figures: bool, review: Any) -> tuple:
     """Predict and write every input and its review card (`review.add`); returns
     (path -> CSV row, path -> failure message)."""
-    representation = "standard" if cfg.eval_sample_num else "compact"
+    representation = method_spec(cfg.method).representation(cfg.eval_sample_num)
     rows: Dict[str, Dict[str, Any]] = {}
     failures: Dict[str, str] = {}
     bar = tqdm(total=len(paths), desc="predict", unit="img", disable=None)
@@ -154,7 +156,7 @@ def _predict_all(model: torch.nn.Module, paths: List[str], out: Path, cfg: Confi
             try:
                 one = {k: v[b] for k, v in arrays.items()}
                 rows[item.path] = write_outputs(out, item, one, cfg, representation, figures)
-                review.add(item.path, item.stem, item.raw, one)
+                review.add(item.path, item.stem, item.x.numpy(), one)
             except (OSError, ValueError) as err:
                 failures[item.path] = f"{item.path}: its outputs could not be written ({err})"
         bar.update(len(rows) + len(failures) - bar.n)

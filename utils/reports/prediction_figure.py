@@ -8,28 +8,20 @@ unsure), on one colour scale. Row 2 (MoSE): the experts' mean segmentations, hea
 first. Row 3: samples, heaviest first, with their weights. A legend names the class colours.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from utils.reports.figures import class_names, label_palette, new_figure
+from data.specs import DatasetSpec
+from utils.reports.figures import class_names, display_image, label_palette, new_figure
 
 COLS = 5
 _FONT = 8
 
 
-def display_image(raw: np.ndarray) -> tuple:
-    """The stored image scaled to [0, 1] for display: (H, W) grey or (H, W, 3) colour.
-
-    Args:
-        raw: (C, H, W) as read from the file.
-
-    Returns:
-        (image, imshow options).
-    """
-    image = raw[0] if raw.shape[0] < 3 else raw[:3].transpose(1, 2, 0)  # (H, W) or (H, W, 3)
-    low, high = float(image.min()), float(image.max())
-    image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+def _shown(x: np.ndarray, spec: Optional[DatasetSpec]) -> tuple:
+    """The input as `imshow` draws it: (picture in [0, 1], imshow options)."""
+    image = display_image(x, spec)  # (H, W) or (H, W, 3)
     return image, dict(cmap="gray", vmin=0, vmax=1) if image.ndim == 2 else {}
 
 
@@ -46,18 +38,18 @@ def _colourbar(fig, ax, handle, label: str = "") -> None:
         bar.set_label(label, fontsize=_FONT - 1)
 
 
-def draw_prob(fig, ax, image: tuple, prob: np.ndarray, num_classes: int, title: str,
+def draw_prob(fig, ax, image: tuple, prob: np.ndarray, palette: np.ndarray, title: str,
               bar: bool) -> None:
-    """A class-probability map (C, H, W) over the image (module docstring)."""
+    """A class-probability map (C, H, W) over the image (module docstring); palette (C, 3)."""
     ax.imshow(image[0], interpolation="nearest", **image[1])
-    if num_classes == 2:
+    if len(palette) == 2:
         handle = ax.imshow(prob[1], cmap=_red_ramp(), vmin=0, vmax=1, interpolation="nearest")
         if prob[1].max() > 0.5 > prob[1].min():
             ax.contour(prob[1], levels=[0.5], colors="yellow", linewidths=0.8)
         if bar:
             _colourbar(fig, ax, handle, "P(foreground)")
     else:
-        draw_labels(ax, None, prob.argmax(0), num_classes)
+        draw_labels(ax, None, prob.argmax(0), palette)
     _axis(ax, title)
 
 
@@ -68,13 +60,13 @@ def _red_ramp() -> Any:
     return LinearSegmentedColormap.from_list("p_red", [(1, 0.15, 0.1, 0), (1, 0.15, 0.1, 0.85)])
 
 
-def draw_labels(ax, image: Any, labels: np.ndarray, num_classes: int, title: str = "") -> None:
-    """A label map in class colours over the image (background transparent)."""
+def draw_labels(ax, image: Any, labels: np.ndarray, palette: np.ndarray, title: str = "") -> None:
+    """A label map in the class colours (C, 3) over the image (background transparent)."""
     if image is not None:
         ax.imshow(image[0], interpolation="nearest", **image[1])
     rgba = np.zeros(labels.shape + (4,))  # (H, W, 4)
-    rgba[..., :3] = label_palette(num_classes)[labels] / 255.0
-    if num_classes == 2:
+    rgba[..., :3] = palette[labels] / 255.0
+    if len(palette) == 2:
         rgba[..., :3] = (1.0, 0.15, 0.1)  # foreground red over a grey image
     rgba[..., 3] = np.where(labels > 0, 0.55, 0.0)
     ax.imshow(rgba, interpolation="nearest")
@@ -94,17 +86,17 @@ def _uncertainty_row(fig, axes, arrays: Dict[str, np.ndarray]) -> None:
         _colourbar(fig, ax, handle)
 
 
-def _expert_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: int,
+def _expert_row(axes, image: tuple, arrays: Dict[str, np.ndarray], palette: np.ndarray,
                 fig) -> None:
     pi = arrays["expert_probs"]  # (K,)
     order = np.argsort(-pi, kind="stable")[:COLS]
     for ax, k in zip(axes, order):
-        draw_prob(fig, ax, image, arrays["expert_mean_prob"][k], num_classes,
+        draw_prob(fig, ax, image, arrays["expert_mean_prob"][k], palette,
                   f"expert {k}: π = {pi[k]:.2f}{_empty(arrays['expert_mean_prob'][k].argmax(0))}",
                   bar=False)
 
 
-def _sample_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: int,
+def _sample_row(axes, image: tuple, arrays: Dict[str, np.ndarray], palette: np.ndarray,
                 compact: bool) -> None:
     weights = arrays["sample_weights"]  # (N,)
     order = np.argsort(-weights, kind="stable")  # heaviest first
@@ -116,7 +108,7 @@ def _sample_row(axes, image: tuple, arrays: Dict[str, np.ndarray], num_classes: 
         order = np.array([k * S + s for s in range(S) for k in experts])
     for ax, n in zip(axes, order[:COLS]):
         who = f"expert {n // S}" if S else f"sample {n}"
-        draw_labels(ax, image, arrays["samples"][n], num_classes,
+        draw_labels(ax, image, arrays["samples"][n], palette,
                     f"{who}  w = {weights[n]:.3f}{_empty(arrays['samples'][n])}")
 
 
@@ -125,13 +117,14 @@ def _empty(labels: np.ndarray) -> str:
     return "" if labels.any() else " (empty)"
 
 
-def _legend(fig, arrays: Dict[str, np.ndarray], num_classes: int) -> None:
+def _legend(fig, arrays: Dict[str, np.ndarray], palette: np.ndarray,
+            names: Sequence[str]) -> None:
     from matplotlib.patches import Patch
 
     present = np.unique(np.concatenate([arrays["samples"].ravel(),
                                         arrays["mean_prob"].argmax(0).ravel()]))
-    palette, names = label_palette(num_classes) / 255.0, class_names(num_classes)
-    if num_classes == 2:
+    palette = palette / 255.0
+    if len(palette) == 2:
         palette = np.array([(0, 0, 0), (1.0, 0.15, 0.1)])
     handles = [Patch(facecolor=palette[c], edgecolor="grey", label=names[c])
                for c in present if c > 0]
@@ -140,16 +133,18 @@ def _legend(fig, arrays: Dict[str, np.ndarray], num_classes: int) -> None:
                    fontsize=_FONT, frameon=False)
 
 
-def prediction_figure(raw: np.ndarray, arrays: Dict[str, np.ndarray], num_classes: int,
-                      name: str, representation: str) -> Any:
+def prediction_figure(x: np.ndarray, arrays: Dict[str, np.ndarray], num_classes: int,
+                      name: str, representation: str,
+                      spec: Optional[DatasetSpec] = None) -> Any:
     """The figure of one prediction.
 
     Args:
-        raw: (C_in, H, W) image as read.
+        x: (C_in, H, W) the model's input.
         arrays: one image's `predict_batch` arrays (no batch axis).
         num_classes: C.
         name: the file name, for the title.
         representation: 'compact' or 'standard'.
+        spec: the dataset's spec (display, colours and class names), or None.
 
     Returns:
         A matplotlib Figure.
@@ -166,17 +161,16 @@ def prediction_figure(raw: np.ndarray, arrays: Dict[str, np.ndarray], num_classe
         ax.axis("off")
     for ax in list(axes[0]) + list(axes[1:].flat):
         ax.axis("on")
-    image = display_image(raw)
+    image, palette = _shown(x, spec), label_palette(num_classes, spec)
     axes[0, 0].imshow(image[0], interpolation="nearest", **image[1])
     _axis(axes[0, 0], "input")
-    draw_prob(fig, axes[0, 1], image, arrays["mean_prob"], num_classes, "mean prediction",
-              bar=True)
+    draw_prob(fig, axes[0, 1], image, arrays["mean_prob"], palette, "mean prediction", bar=True)
     _uncertainty_row(fig, axes[0, 2:], arrays)
     if experts:
-        _expert_row(axes[1], image, arrays, num_classes, fig)
-    _sample_row(axes[-1], image, arrays, num_classes, experts and representation == "compact")
+        _expert_row(axes[1], image, arrays, palette, fig)
+    _sample_row(axes[-1], image, arrays, palette, experts and representation == "compact")
     _hide_unused(axes, arrays, experts)
-    _legend(fig, arrays, num_classes)
+    _legend(fig, arrays, palette, class_names(num_classes, spec))
     N = len(arrays["sample_weights"])
     fig.suptitle(f"{name}   ({representation} representation, {N} samples)", fontsize=_FONT + 2,
                  y=1 - 0.12 / height, va="top")

@@ -25,9 +25,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from data.specs import DatasetSpec, dataset_spec
 from utils.evaluation.inference import uncertainty
-from utils.reports.figures import display_image as input_image
-from utils.reports.prediction_figure import display_image
+from utils.methods import method_spec
+from utils.reports.figures import display_image, label_palette
 from utils.reports.review_page import stored, write_review_page
 from utils.reports.review_tiles import publish, review_tiles, save_strip
 
@@ -104,19 +105,20 @@ class PredictionReview:
     Args:
         out: the output folder DIR.
         figures: write the strips (False with `--no-figures`: cards without images).
+        spec: the dataset's spec (display and colours, `data.specs`), or None.
     """
 
-    def __init__(self, out: Path, figures: bool):
-        self.out, self.figures = Path(out), figures
+    def __init__(self, out: Path, figures: bool, spec: Optional[DatasetSpec] = None):
+        self.out, self.figures, self.spec = Path(out), figures, spec
         self.cards: Dict[str, Dict[str, Any]] = {}
         self.num_modes, self.experts = 0, False
 
-    def add(self, path: str, stem: str, raw: np.ndarray, arrays: Dict[str, np.ndarray]) -> None:
+    def add(self, path: str, stem: str, x: np.ndarray, arrays: Dict[str, np.ndarray]) -> None:
         """The card of one written image.
 
         Args:
             path: the input file; stem: its output stem.
-            raw: (C_in, H, W) the image as read.
+            x: (C_in, H, W) the model's input.
             arrays: its `predict_batch` arrays (no batch axis).
         """
         self.experts = "expert_probs" in arrays
@@ -126,8 +128,10 @@ class PredictionReview:
         strip, tile = None, (0, 0)
         modes = arrays["expert_mean_prob" if self.experts else "samples"][order]
         if self.figures:
-            tiles = review_tiles(display_image(raw)[0], arrays["mean_prob"],
-                                 arrays["entropy_total"], arrays["mutual_information"], modes)
+            palette = label_palette(arrays["mean_prob"].shape[0], self.spec)
+            tiles = review_tiles(display_image(x, self.spec), arrays["mean_prob"],
+                                 arrays["entropy_total"], arrays["mutual_information"], modes,
+                                 palette=palette)
             strip = f"{STRIPS}/{stem}.png"
             tile = save_strip(self.out / strip, tiles)
         self.cards[path] = make_card(Path(path).name, stem, strip, tile,
@@ -146,7 +150,7 @@ class PredictionReview:
         facts = [("config", cfg.config_file), ("checkpoint", str(ckpt)), ("written", now()),
                  ("images", f"{len(cards)} of {len(paths)} written, {num_failed} failed"),
                  ("model", model_facts(cfg, self.num_modes, self.experts)),
-                 ("representation", "standard" if cfg.eval_sample_num else "compact"),
+                 ("representation", method_spec(cfg.method).representation(cfg.eval_sample_num)),
                  ("mean MI", mean("mi")), ("mean H", mean("h"))]
         links = [("arrays", "{stem}_prediction.npz")]
         if self.figures:
@@ -226,10 +230,12 @@ class EvaluationReview:
         index = len(self.cards)
         order = mode_order(a["weights"])
         self.num_modes = len(a["weights"])
-        image = input_image(x, self.cfg.dataset == "cityscapes")  # (H, W) or (H, W, 3)
+        spec = dataset_spec(self.cfg.dataset)
+        image = display_image(x, spec)  # (H, W) or (H, W, 3)
         real = a["label_probs"] > 0  # (M,), the folder dataset pads with zero-weight copies
         tiles = review_tiles(image, a["mean_prob"], a["entropy_total"], a["mutual_information"],
-                             a["modes"][order], a["labels"][real])
+                             a["modes"][order], a["labels"][real],
+                             label_palette(self.cfg.n_classes, spec))
         strip = f"{STRIPS}/{index}.png"
         tile = save_strip(self.out_dir / strip, tiles)
         image_id = self.ids[index] if index < len(self.ids) else str(index)

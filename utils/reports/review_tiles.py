@@ -80,25 +80,27 @@ def _blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarra
     return (base * (1 - a) + colour * a).round().astype(np.uint8)
 
 
-def draw_labels(base: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """A label map (H, W) over the image: red (binary) or the class palette, background clear."""
+def draw_labels(base: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """A label map (H, W) over the image: red (binary) or the class palette (C, 3), background
+    clear."""
     alpha = np.where(labels > 0, 0.55, 0.0)  # (H, W)
-    if num_classes == 2:
+    if len(palette) == 2:
         return _blend(base, RED, alpha)
-    return _blend(base, label_palette(num_classes)[labels].astype(np.float32), alpha)
+    return _blend(base, palette[labels].astype(np.float32), alpha)
 
 
-def draw_prob(base: np.ndarray, prob: np.ndarray, num_classes: int) -> np.ndarray:
+def draw_prob(base: np.ndarray, prob: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Class probabilities (C, H, W) over the image: binary P(foreground) as red opacity (up to
-    0.85); more classes: the argmax label map."""
-    if num_classes == 2:
+    0.85); more classes: the argmax label map in the palette (C, 3)."""
+    if len(palette) == 2:
         return _blend(base, RED, 0.85 * np.clip(prob[1], 0, 1))
-    return draw_labels(base, prob.argmax(0), num_classes)
+    return draw_labels(base, prob.argmax(0), palette)
 
 
 def review_tiles(image: np.ndarray, mean_prob: np.ndarray, entropy_total: np.ndarray,
                  mutual_information: np.ndarray, modes: np.ndarray,
-                 annotations: Optional[np.ndarray] = None) -> List[np.ndarray]:
+                 annotations: Optional[np.ndarray] = None,
+                 palette: Optional[np.ndarray] = None) -> List[np.ndarray]:
     """Every tile of one card at the image's resolution (module docstring).
 
     Args:
@@ -108,21 +110,24 @@ def review_tiles(image: np.ndarray, mean_prob: np.ndarray, entropy_total: np.nda
         modes: (K, C, H, W) expert mean probabilities, or (N, H, W) integer sample labels, in
             the order shown.
         annotations: (M, H, W) integer labels, or None.
+        palette: (C, 3) uint8 class colours (`figures.label_palette` of the dataset); None:
+            those of C classes without a dataset.
 
     Returns:
         List of (H, W, 3) uint8 tiles.
     """
     C = mean_prob.shape[0]
+    palette = label_palette(C) if palette is None else palette  # (C, 3)
     base = grey_base(image)  # (H, W, 3)
     scale = float(np.log(C))
-    tiles = [base.round().astype(np.uint8), draw_prob(base, mean_prob, C),
+    tiles = [base.round().astype(np.uint8), draw_prob(base, mean_prob, palette),
              heat(entropy_total, scale), heat(mutual_information, scale)]
     if modes.ndim == 4:
-        tiles += [draw_prob(base, prob, C) for prob in modes]
+        tiles += [draw_prob(base, prob, palette) for prob in modes]
     else:
-        tiles += [draw_labels(base, labels, C) for labels in modes]
+        tiles += [draw_labels(base, labels, palette) for labels in modes]
     for labels in [] if annotations is None else annotations:
-        tiles.append(draw_labels(base, labels, C))
+        tiles.append(draw_labels(base, labels, palette))
     return tiles
 
 

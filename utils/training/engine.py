@@ -19,7 +19,7 @@ __all__ = ["evaluate", "train_one_epoch"]
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
                     optimizer: torch.optim.Optimizer, monitor: LossMonitor, device: torch.device,
-                    masked_pred: bool = False, generator: Optional[torch.Generator] = None,
+                    generator: Optional[torch.Generator] = None,
                     epoch: int = 0, deadline: Optional[float] = None,
                     usage: Optional[Any] = None) -> Dict[str, float]:
     """One epoch of training (cut short at `deadline`).
@@ -32,7 +32,6 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Any,
         optimizer: the optimiser.
         monitor: accumulates the losses (epoch and running means).
         device: where to compute.
-        masked_pred: unused (the model masks void pixels itself); kept for callers.
         generator: generator for the latent sampling (None: torch's global one).
         epoch: epoch number, for the progress bar and error messages.
         deadline: a `time.time()` after which no further step starts (all ranks stop together);

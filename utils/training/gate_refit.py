@@ -19,7 +19,7 @@ The refit is that fit, done once at the end of training on the best checkpoint:
 3. the standardisation is folded into the first linear layer, so the gate keeps its
    architecture and its checkpoint keys.
 An image gate (`gate_input='image'`) collects the images instead and is re-initialised whole
-and fitted by AdamW on batches of randomly flipped and turned images (`fit_image_gate`).
+and fitted by AdamW on batches of images in random views (`fit_image_gate`).
 The backbone and the experts are not touched: the samples, and every metric that does not use
 the weights (M-IoU of the samples), stay as they were.
 """
@@ -137,12 +137,15 @@ def fit_gate(mlp: nn.Sequential, inputs: torch.Tensor, shares: torch.Tensor, ste
     return dict(before=before, after=after)
 
 
-def dihedral(x: torch.Tensor) -> torch.Tensor:
-    """x (B, C, H, W) with random flips and, for square images, a random quarter turn: one draw
-    of the global RNG for the whole batch."""
+def random_view(x: torch.Tensor, views: str = "dihedral") -> torch.Tensor:
+    """x (B, C, H, W) in a random one of its `views` (`models.gating.image_views`), one draw of
+    the global RNG for the whole batch: 'dihedral', random flips and, for square images, a
+    random quarter turn; 'flip_lr', a random left-right flip (the same draws)."""
     flip_h, flip_v, turns = torch.randint(0, 2, (2,)).tolist() + torch.randint(0, 4, (1,)).tolist()
     if flip_h:
         x = x.flip(3)
+    if views != "dihedral":
+        return x
     if flip_v:
         x = x.flip(2)
     return torch.rot90(x, turns, (2, 3)) if x.shape[2] == x.shape[3] else x
@@ -162,10 +165,10 @@ def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, 
     """Re-initialise an `ImageGatingNetwork` and fit it to the shares (in place).
 
     AdamW (weight decay `weight_decay`) with a cosine decay from `LR` over `steps` steps of
-    `IMAGE_BATCH` images, each batch flipped and turned at random (`dihedral`): the training
-    signal of one pass is only four annotations per image, and a CNN would learn them by heart.
-    The flips assume that the mode probabilities do not depend on the orientation, as for
-    LIDC crops and the synthetic LIDC set.
+    `IMAGE_BATCH` images, each batch in a random one of the gate's views (`random_view`: flipped
+    and turned for 'dihedral', mirrored for 'flip_lr'): the training signal of one pass is only
+    four annotations per image, and a CNN would learn them by heart. The views are those the
+    dataset allows (`data.specs`, `gate_views`): the mode probabilities do not depend on them.
 
     Args:
         gate: the image gate, changed in place.
@@ -204,7 +207,7 @@ def fit_image_gate(gate: nn.Module, images: torch.Tensor, shares: torch.Tensor, 
             for _ in range(steps):
                 idx = next(batches).to(images.device)  # (IMAGE_BATCH,)
                 opt.zero_grad(set_to_none=True)
-                gate_loss(gate.logits(dihedral(images[idx])), shares[idx]).backward()
+                gate_loss(gate.logits(random_view(images[idx], gate.views)), shares[idx]).backward()
                 opt.step()
                 schedule.step()
     after = loss_on_all()

@@ -24,6 +24,7 @@ from torch import nn
 
 from utils.runtime.checkpoint import load_model_weights, save_checkpoint
 from utils.runtime.distributed import gather_objects, is_main, rank, unwrap, world_size
+from utils.training.state import Progress, TrainingParts
 
 logger = logging.getLogger("mose")
 
@@ -76,40 +77,36 @@ def restore_rng(state: Dict[str, Any], generators: Dict[str, torch.Generator]) -
         generator.set_state(state[name])
 
 
-def save_training_state(path: Path, model: nn.Module, parts: Dict[str, Any],
-                        progress: Dict[str, Any], generators: Dict[str, torch.Generator],
-                        cfg: Dict[str, Any]) -> None:
+def save_training_state(path: Path, model: nn.Module, parts: TrainingParts, progress: Progress,
+                        generators: Dict[str, torch.Generator], cfg: Dict[str, Any]) -> None:
     """Write the resume state (rank 0; under DDP every rank must call it: RNGs are gathered).
 
     Args:
         path: the resume file.
         model: the model (unwrapped or DDP).
-        parts: `main.build_training` output (optimizer, lr_scheduler, param_schedulers, monitor).
-        progress: `epoch` (completed), `best_ged`, `planned`, `elapsed` (seconds).
+        parts: the optimizer, schedulers and loss monitor (`utils.training.trainer.build_training`).
+        progress: where the run stands.
         generators: the generators `rng_state` saves.
         cfg: the run's settings (compared on resume).
     """
     rngs = gather_objects([rng_state(generators)])  # one entry per rank, in rank order
     if not is_main():
         return
-    state = dict(version=STATE_VERSION, model=unwrap(model).state_dict(),
-                 **{name: part.state_dict() for name, part in parts.items()},
-                 progress=dict(progress), rng=rngs, world_size=world_size(),
+    state = dict(version=STATE_VERSION, model=unwrap(model).state_dict(), **parts.state_dicts(),
+                 progress=progress.state_dict(), rng=rngs, world_size=world_size(),
                  config=json.loads(json.dumps(dict(cfg), default=str)))
     save_checkpoint(state, path)
 
 
-def load_training_state(path: Path, model: nn.Module, parts: Dict[str, Any],
-                        generators: Dict[str, torch.Generator],
-                        cfg: Dict[str, Any]) -> Dict[str, Any]:
+def load_training_state(path: Path, model: nn.Module, parts: TrainingParts,
+                        generators: Dict[str, torch.Generator], cfg: Dict[str, Any]) -> Progress:
     """Restore a run from its resume file; the random states are restored last.
 
     Args:
         path: the resume file.
         model, parts, generators, cfg: as for `save_training_state`, freshly built.
     Returns:
-        The saved progress: `epoch`, `best_ged`, `planned` (reset to `epochs` when that setting
-        changed) and `elapsed`.
+        The saved progress (`planned` reset to `epochs` when that setting changed).
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"no resume state {path}: this run has not completed an epoch; "
@@ -120,17 +117,16 @@ def load_training_state(path: Path, model: nn.Module, parts: Dict[str, Any],
                          f"{STATE_VERSION}: start the run again without --resume")
     _warn_changed_settings(state["config"], cfg)
     load_model_weights(model, state["model"])
-    for name, part in parts.items():
-        part.load_state_dict(state[name])
-    progress = dict(state["progress"])
+    parts.load_state_dicts(state)
+    progress = Progress(**state["progress"])
     if state["config"].get("epochs") != cfg["epochs"]:
-        progress["planned"] = cfg["epochs"]
+        progress.planned = cfg["epochs"]
     restore_rng(_own_rng(state["rng"]), generators)
     if rank() >= len(state["rng"]) and "latent" in generators:
         # a rank the saved run did not have: its own latent stream, not a copy of rank 0's
-        generators["latent"].manual_seed(new_rank_seed(cfg["seed"], rank(), progress["epoch"]))
-    logger.info(f"resumed from {path}: epoch {progress['epoch']} done, best val GED "
-                f"{progress['best_ged']:.4f}")
+        generators["latent"].manual_seed(new_rank_seed(cfg["seed"], rank(), progress.epoch))
+    logger.info(f"resumed from {path}: epoch {progress.epoch} done, best val GED "
+                f"{progress.best_ged:.4f}")
     return progress
 
 

@@ -8,6 +8,7 @@ end of every epoch, the last weights at the end, the optional gate refit of the 
 import math
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -32,9 +33,36 @@ from utils.training.resume import (
 )
 from utils.training.revive import ExpertUsage, revive_dead_experts
 from utils.training.schedulers import CosineLR, LossMonitor, TrainingParamSchedulers
+from utils.training.state import Progress, TrainingParts
 
 # validation figures recorded per epoch (the last three only where the true modes are known)
 VAL_KEYS = ("ged", "miou", "ece", "true_ged", "ged_ratio", "mode_mass_error")
+
+
+@dataclass
+class TrainingRun:
+    """What a training run holds from its setup to its end.
+
+    Attributes:
+        loaders: 'train' and 'val' loaders.
+        model: the model, unwrapped (what is validated and saved).
+        ddp_model: what trains: the DDP wrapper under torchrun, else the model.
+        loss_fn: the training loss.
+        parts: optimizer, schedulers and loss monitor.
+        writer: `metrics.jsonl` and TensorBoard (rank 0), else a `NullWriter`.
+        generators: 'loader' (the training data order) and 'latent' (the sampling), saved by
+            name in the resume state.
+        progress: where the run stands.
+    """
+
+    loaders: Dict[str, Any]
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module
+    loss_fn: Any
+    parts: TrainingParts
+    writer: Any
+    generators: Dict[str, torch.Generator]
+    progress: Progress
 
 
 def train_and_test(cfg: Config, config_file: str, device: torch.device,
@@ -142,10 +170,10 @@ def log_epoch(writer: MetricsWriter, cfg: Config, record: Dict[str, Any], moves:
                     if k != "epoch" and isinstance(v, (int, float))}, step=epoch)
 
 
-def build_training(cfg: Config, model: torch.nn.Module, loss_fn: Any) -> Dict[str, Any]:
+def build_training(cfg: Config, model: torch.nn.Module, loss_fn: Any) -> TrainingParts:
     """Optimizer, learning-rate scheduler, gamma / S / G schedulers and the loss monitor.
 
-    Every entry has `state_dict` / `load_state_dict`, so a run's state is their union.
+    Every part has `state_dict` / `load_state_dict`, so a run's state is their union.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.lr_schedule == "plateau":
@@ -155,8 +183,8 @@ def build_training(cfg: Config, model: torch.nn.Module, loss_fn: Any) -> Dict[st
         lr_scheduler = CosineLR(optimizer, min_lr=cfg.scheduler_options.get("min_lr", 0.0))
     param_schedulers = TrainingParamSchedulers(model, loss_fn, cfg.gamma_scheduler_options,
                                                cfg.S_scheduler_options, cfg.G_scheduler_options)
-    return dict(optimizer=optimizer, lr_scheduler=lr_scheduler,
-                param_schedulers=param_schedulers, monitor=LossMonitor(cfg.scheduler_mean))
+    return TrainingParts(optimizer=optimizer, lr_scheduler=lr_scheduler,
+                         param_schedulers=param_schedulers, monitor=LossMonitor(cfg.scheduler_mean))
 
 
 def planned_epochs(cfg: Config, start: float, epochs_done: int, planned: int) -> int:
@@ -173,15 +201,14 @@ def deadline(cfg: Config, start: float) -> Optional[float]:
     return None if cfg.max_train_minutes is None else start + 60 * cfg.max_train_minutes
 
 
-def end_of_epoch(cfg: Config, parts: Dict[str, Any], epoch: int, planned: int) -> list:
+def end_of_epoch(cfg: Config, parts: TrainingParts, epoch: int, planned: int) -> list:
     """Step the learning-rate and gamma / S / G schedulers on the monitored training loss."""
-    monitor = parts["monitor"]
+    monitor = parts.monitor
     if cfg.lr_schedule == "plateau":
-        parts["lr_scheduler"].step(monitor.monitored("loss"))
+        parts.lr_scheduler.step(monitor.monitored("loss"))
     else:
-        parts["lr_scheduler"].step(epoch, planned)
-    return parts["param_schedulers"].step(monitor.monitored("loss"), monitor.monitored("kl"),
-                                          epoch)
+        parts.lr_scheduler.step(epoch, planned)
+    return parts.param_schedulers.step(monitor.monitored("loss"), monitor.monitored("kl"), epoch)
 
 
 def check_loaders(cfg: Config, loaders: Dict[str, Any]) -> None:
@@ -193,17 +220,13 @@ def check_loaders(cfg: Config, loaders: Dict[str, Any]) -> None:
                              f": lower {split}_batch_size")
 
 
-def setup_training(cfg: Config, device: torch.device, run_dir: Path, resume: bool) -> dict:
+def setup_training(cfg: Config, device: torch.device, run_dir: Path,
+                   resume: bool) -> TrainingRun:
     """Loaders, model, loss, optimizer and schedulers, writer, generators and the progress so
     far: restored from the run's resume state, or from a first validation (epoch 0).
 
     `resume` without a resume state in the run folder starts the run from scratch and says so
     (detectron2's resume_or_load), so a job script can always pass --resume.
-
-    Returns:
-        dict with `loaders`, `model` (unwrapped), `ddp_model` (what trains: DDP or the model),
-        `loss_fn`, `parts`, `writer`, `generators` and `progress` (epoch, best_ged, planned,
-        elapsed seconds).
     """
     loaders = build_loaders(cfg, ("train", "val"))
     check_loaders(cfg, loaders)
@@ -224,65 +247,62 @@ def setup_training(cfg: Config, device: torch.device, run_dir: Path, resume: boo
     logger.info(f"{sum(p.numel() for p in model.parameters()):,} parameters, "
                 f"{len(loaders['train'].dataset)} training images, device {device}, "
                 f"{distributed.world_size()} process(es)")
-    run = dict(loaders=loaders, model=model, loss_fn=loss_fn, parts=parts, writer=writer,
-               generators=generators)
     if resume:  # the random states are restored last: nothing below draws from them
         progress = load_training_state(state_file, model, parts, generators, cfg)
         if is_main():
-            trim_metrics(run_dir / "metrics.jsonl", progress["epoch"])
+            trim_metrics(run_dir / "metrics.jsonl", progress.epoch)
     else:
-        progress = first_validation(run, cfg, device, run_dir)
-    return dict(run, progress=progress, ddp_model=distributed.wrap(model, device))
+        progress = first_validation(model, parts, writer, loaders["val"], cfg, device, run_dir)
+    return TrainingRun(loaders, model, distributed.wrap(model, device), loss_fn, parts, writer,
+                       generators, progress)
 
 
-def first_validation(run: dict, cfg: Config, device: torch.device, run_dir: Path) -> dict:
+def first_validation(model: torch.nn.Module, parts: TrainingParts, writer: Any, loader: Any,
+                     cfg: Config, device: torch.device, run_dir: Path) -> Progress:
     """Validate before the first epoch (epoch 0 of the logs).
 
     Returns:
         The progress of a fresh run: epoch 0, the best GED so far, `epochs` planned.
     """
-    model, writer, loader = run["model"], run["writer"], run["loaders"]["val"]
-    val, best_ged = validate_and_save(model, run["parts"]["optimizer"], loader, cfg, device,
-                                      run_dir, math.inf)
+    val, best_ged = validate_and_save(model, parts.optimizer, loader, cfg, device, run_dir,
+                                      math.inf)
     log_epoch(writer, cfg, {"epoch": 0, **{f"val_{k}": v for k, v in val.items()
                                            if k in VAL_KEYS}}, [])
-    return dict(epoch=0, best_ged=best_ged, planned=cfg.epochs, elapsed=0.0)
+    return Progress(epoch=0, best_ged=best_ged, planned=cfg.epochs, elapsed=0.0)
 
 
-def run_epoch(run: dict, cfg: Config, device: torch.device, run_dir: Path, epoch: int,
-              progress: dict, start: float) -> dict:
-    """Train one epoch, validate when due, log, step the schedulers, save the resume state.
-
-    Returns:
-        The progress after this epoch (epoch, best_ged, planned, elapsed).
-    """
-    model, parts, writer = run["model"], run["parts"], run["writer"]
-    optimizer, planned, best_ged = parts["optimizer"], progress["planned"], progress["best_ged"]
-    used = {**parts["param_schedulers"].values(), "lr": optimizer.param_groups[0]["lr"]}
+def run_epoch(run: TrainingRun, cfg: Config, device: torch.device, run_dir: Path,
+              start: float) -> None:
+    """Train the next epoch, validate when due, log, step the schedulers, save the resume state;
+    `run.progress` then holds the epoch done."""
+    model, parts, epoch = run.model, run.parts, run.progress.epoch + 1
+    planned, best_ged = run.progress.planned, run.progress.best_ged
+    used = {**parts.param_schedulers.values(), "lr": parts.optimizer.param_groups[0]["lr"]}
     revive = cfg.revive_experts
     reviving = revive is not None and revive["epochs"][0] <= epoch <= revive["epochs"][1]
     usage = ExpertUsage() if reviving else None
-    stats = train_one_epoch(run["ddp_model"], run["loaders"]["train"], run["loss_fn"],
-                            optimizer, parts["monitor"], device, cfg.masked_pred,
-                            run["generators"]["latent"], epoch, deadline(cfg, start), usage)
+    stats = train_one_epoch(run.ddp_model, run.loaders["train"], run.loss_fn, parts.optimizer,
+                            parts.monitor, device, run.generators["latent"], epoch,
+                            deadline(cfg, start), usage)
     if usage is not None:  # the same draw on every rank: seeded by the run's seed and epoch
         direction = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        for line in revive_dead_experts(model, optimizer, usage, revive["threshold"], direction):
+        for line in revive_dead_experts(model, parts.optimizer, usage, revive["threshold"],
+                                        direction):
             logger.info(f"epoch {epoch}: {line}")
     planned = epoch if stats["cut_short"] else planned_epochs(cfg, start, epoch, planned)
     record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}, **used}
     if epoch % cfg.validation_frequency == 0 or epoch == planned:
-        val_loader = run["loaders"]["val"]
-        val, best_ged = validate_and_save(model, optimizer, val_loader, cfg, device, run_dir,
-                                          best_ged)
+        val_loader = run.loaders["val"]
+        val, best_ged = validate_and_save(model, parts.optimizer, val_loader, cfg, device,
+                                          run_dir, best_ged)
         if epoch == planned:  # one figure per run: rendering costs seconds on a CPU
-            tensorboard_sample_grid(writer.tb, model, val_loader, cfg, device, epoch)
+            tensorboard_sample_grid(run.writer.tb, model, val_loader, cfg, device, epoch)
         record.update({f"val_{k}": v for k, v in val.items() if k in VAL_KEYS})
-    log_epoch(writer, cfg, record, end_of_epoch(cfg, parts, epoch, planned))
-    progress = dict(epoch=epoch, best_ged=best_ged, planned=planned, elapsed=time.time() - start)
-    save_training_state(resume_path(run_dir, cfg.experiment_name), model, parts, progress,
-                        run["generators"], cfg)
-    return progress
+    log_epoch(run.writer, cfg, record, end_of_epoch(cfg, parts, epoch, planned))
+    run.progress = replace(run.progress, epoch=epoch, best_ged=best_ged, planned=planned,
+                           elapsed=time.time() - start)
+    save_training_state(resume_path(run_dir, cfg.experiment_name), model, parts, run.progress,
+                        run.generators, cfg)
 
 
 def train(cfg: Config, device: torch.device, run_dir: Path, resume: bool = False) -> float:
@@ -300,17 +320,15 @@ def train(cfg: Config, device: torch.device, run_dir: Path, resume: bool = False
         The best validation GED.
     """
     run = setup_training(cfg, device, run_dir, resume)
-    progress = run["progress"]
-    start = time.time() - progress["elapsed"]
-    while progress["epoch"] < progress["planned"]:
-        progress = run_epoch(run, cfg, device, run_dir, progress["epoch"] + 1, progress, start)
-    if progress["planned"] < cfg.epochs:
+    start = time.time() - run.progress.elapsed
+    while run.progress.epoch < run.progress.planned:
+        run_epoch(run, cfg, device, run_dir, start)
+    if run.progress.planned < cfg.epochs:
         logger.info(f"max_train_minutes={cfg.max_train_minutes}: stopped after "
-                    f"{progress['planned']} epochs")
+                    f"{run.progress.planned} epochs")
     if is_main():
-        save_checkpoint(run["model"].state_dict(), run_dir / f"{cfg.experiment_name}_last.pth")
-    run["writer"].close()
+        save_checkpoint(run.model.state_dict(), run_dir / f"{cfg.experiment_name}_last.pth")
+    run.writer.close()
     logger.info(f"training done in {(time.time() - start) / 60:.1f} min; best val GED "
-                f"{progress['best_ged']:.4f}")
-    return progress["best_ged"]
-
+                f"{run.progress.best_ged:.4f}")
+    return run.progress.best_ged

@@ -1,9 +1,9 @@
 """Cityscapes step 2: city splits, 25-id labels, the 32 modes, normalised images, black-box preds.
 
-    python -m data.preprocess.cityscapes_data_loader --processed PROCESSED --out OUT \
+    python -m data.preprocess.build_cityscapes_layout --processed PROCESSED --out OUT \
         [--bbpreds BB_ROOT] [--bbpred-format labelids|trainids] [--overwrite]
 
-Input: the output of `python -m data.preprocess.preprocessing` (step 1) and, optionally, the
+Input: the output of `python -m data.preprocess.resize_cityscapes` (step 1) and, optionally, the
 CAR authors' black-box predictions
 `BB_ROOT/{train,val}/<city>/bb_preds/<base>_prior_preds_trainIds.npy`.
 
@@ -41,13 +41,13 @@ from data.cityscapes_labels import (
     normalise_image,
 )
 from data.npy_folder import SPLITS, prepare_out_root, save_npy, write_manifest
-from data.preprocess.preprocessing import find_pairs, resize_label
+from data.preprocess.resize_cityscapes import find_pairs, resize_label
 
 logger = logging.getLogger(__name__)
 
 VAL_CITIES = ("darmstadt", "monchengladbach", "ulm")
 BBPRED_FORMATS = ("labelids", "trainids")
-_STEP1 = "python -m data.preprocess.preprocessing --raw CITYSCAPES_ROOT --out {processed}"
+_STEP1 = "python -m data.preprocess.resize_cityscapes --raw CITYSCAPES_ROOT --out {processed}"
 
 
 def find_processed_pairs(processed: str, official_split: str) -> list[tuple[str, str, str, str]]:
@@ -60,7 +60,7 @@ def assign_splits(processed: str) -> dict[str, list[tuple[str, str, str, str, st
     """Split the processed pairs by city.
 
     Args:
-        processed: root written by `data.preprocess.preprocessing`.
+        processed: root written by `data.preprocess.resize_cityscapes`.
 
     Returns:
         {'train', 'val', 'test'} -> (official split, city, base, image path, label path) tuples.
@@ -202,7 +202,7 @@ def build_cityscapes(
     """Build the multimodal Cityscapes layout from the processed (resized) npy files.
 
     Args:
-        processed: root written by `data.preprocess.preprocessing`.
+        processed: root written by `data.preprocess.resize_cityscapes`.
         out: output root (`<out>/{train,val,test}/{images,labels,probs[,bbpreds]}`).
         bbpreds: root of the black-box predictions, or None to build without them.
         bbpred_format: 'labelids' (authors' files) or 'trainids' (19 train ids, 255 ignore).
@@ -241,7 +241,7 @@ def add_bbpred_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--processed", required=True, help="output of step 1 (preprocessing)")
+    parser.add_argument("--processed", required=True, help="output of step 1 (resize_cityscapes)")
     parser.add_argument("--out", required=True, help="output root")
     add_bbpred_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing splits")

@@ -1,6 +1,7 @@
 """Cityscapes step 1: resize the raw PNGs to quarter resolution and store them as npy.
 
-    python -m data.preprocess.preprocessing --raw CITYSCAPES_ROOT --out PROCESSED [--size 256 512]
+    python -m data.preprocess.resize_cityscapes --raw CITYSCAPES_ROOT --out PROCESSED \
+        [--size 256 512]
 
 Reads `RAW/leftImg8bit/{train,val}/<city>/<base>_leftImg8bit.png` and the matching
 `RAW/gtFine/{train,val}/<city>/<base>_gtFine_labelIds.png`; writes
@@ -9,7 +10,7 @@ Reads `RAW/leftImg8bit/{train,val}/<city>/<base>_leftImg8bit.png` and the matchi
 keeping cities and file stems. Resizing uses Pillow: BILINEAR for images (Pillow widens the
 filter when shrinking, i.e. it antialiases) and NEAREST for labels. The default size is
 256 x 512, a quarter of the 1024 x 2048 originals; `--size` exists for tests and other setups.
-Then run `python -m data.preprocess.cityscapes_data_loader` (step 2).
+Then run `python -m data.preprocess.build_cityscapes_layout` (step 2).
 """
 
 from __future__ import annotations

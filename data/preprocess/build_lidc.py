@@ -1,6 +1,6 @@
 """Build the LIDC-IDRI training data from the Probabilistic-U-Net 2D crops pickle.
 
-    python -m data.preprocess.lidc_data_loader --pickle data_lidc.pickle --out ../data/lidc_npy \
+    python -m data.preprocess.build_lidc --pickle data_lidc.pickle --out ../data/lidc_npy \
         [--hdf5 ../data/lidc.hdf5] [--overwrite]
 
 Input: a pickled dict key -> {'image': float (H, W) in [0, 1], 'masks': 4 binary (H, W),
