@@ -148,7 +148,22 @@ def extensions_by_machine() -> str:
              + [spread([scale * r[k] for r in pooled[key]], d) for _, k, d, scale in HEADLINE]
              for label, key in (("the paper's method", "paper"), ("with the extensions", "full"))]
     return (md(header, rows) + "\n\nEvery run of every machine together, mean (min–max):\n\n"
-            + md(["Method", "Runs"] + [h for h, *_ in HEADLINE], means))
+            + md(["Method", "Runs"] + [h for h, *_ in HEADLINE], means) + "\n\n"
+            + holds(pooled["diff"], len(rows) - 1))
+
+
+def holds(diff: Dict[str, List[float]], machines: int) -> str:
+    """The sentence of what holds over every same-seed pair of every machine."""
+    n = len(diff["ged_ratio"])
+    better = {k: sum(v > 0 if k == "miou" else v < 0 for v in values)
+              for k, values in diff.items()}
+    names = {"ged_ratio": "GED ratio", "mode_mass_error": "mode-mass error", "miou": "M-IoU",
+             "ece": "ECE"}
+    always = [names[k] for k in names if better[k] == n]
+    sometimes = [f"the {names[k]} on {better[k]}" for k in names if better[k] < n]
+    text = f"Over the {n} same-seed pairs of the {machines} machines, the extensions do better "
+    text += f"on every pair in {' and '.join(always) or 'no figure'}"
+    return text + (f"; {', '.join(sometimes)} of the {n}." if sometimes else ".")
 
 
 def _diff(values: List[float], digits: int = 3, up: bool = False) -> str:
@@ -233,8 +248,10 @@ def _ratio(s: Dict[str, float]) -> str:
 def speed_reference() -> str:
     """The default path over the in-repository reference formulation, every stored run."""
     rows = []
-    for path in sorted(RESULTS.glob("compare_*.json")):
-        d = json.loads(path.read_text())
+    files = [(path, json.loads(path.read_text())) for path in RESULTS.glob("compare_*.json")]
+    files.sort(key=lambda f: (f[1]["provenance"]["cpu"], f[1].get("compile_head", False),
+                              f[1].get("amp", False)))
+    for path, d in files:
         label = "fp32" + ", `compile_head`" * d.get("compile_head", False) + \
             ", bf16 autocast" * d.get("amp", False)
         lo, hi = d["train_ratio_range"]
@@ -255,40 +272,64 @@ def speed_reference() -> str:
 # --- README.md ----------------------------------------------------------------------------
 
 def summary() -> str:
-    """One row per headline, each linking to the table it comes from."""
-    link = "docs/{}"
-    rows = []
-    auth = load("authors_code_synthetic_lidc.json")
-    configs = list(auth["configs"].values())
-    n = len(configs[0]["seeds"])
-    rows.append(["Synthetic LIDC, the paper's recipe: the authors' code, then ours",
-                 " / ".join(rng(c["summary"]["ged_ratio"]) for c in configs[:2]),
-                 " / ".join(rng(c["summary"]["mode_mass_error"]) for c in configs[:2]),
-                 f"{n} seeds, one CPU", f"[results]({link.format('results.md#synthetic-lidc')})"])
+    """One row per headline, each linking to the table it comes from (links from the README)."""
+    rows = [_summary_authors(), _summary_machines(), _summary_comparison(),
+            _summary_cityscapes(), _summary_speed()]
+    return md(["What", "Result", "Evidence", "Table"], rows)
+
+
+def _pair(summary: Dict[str, Any]) -> str:
+    return (f"GED ratio {rng(summary['ged_ratio'])}, mode-mass error "
+            f"{rng(summary['mode_mass_error'])}")
+
+
+def _summary_authors() -> List[str]:
+    d = load("authors_code_synthetic_lidc.json")
+    (_, theirs), (_, ours) = list(d["configs"].items())[:2]
+    return ["Synthetic LIDC, the paper's method and recipe, 16 epochs: the authors' code, then "
+            "ours",
+            f"{_pair(theirs['summary'])}; {_pair(ours['summary'])}",
+            f"seeds {seeds_of(theirs)}, {d['provenance']['cpu']}",
+            "[results](docs/results.md#the-authors-code-beside-ours)"]
+
+
+def _summary_machines() -> List[str]:
     machines = machine_runs()
-    pooled = {k: [r for _, _, *e in machines for r in e[i]["runs"]] for i, k in enumerate("pf")}
-    rows.append(["Synthetic LIDC, the demo's schedule: the paper's method, then with the "
-                 "extensions", " / ".join(spread([r["ged_ratio"] for r in pooled[k]])
-                                          for k in "pf"),
-                 " / ".join(spread([r["mode_mass_error"] for r in pooled[k]]) for k in "pf"),
-                 f"{len(pooled['p'])} runs, {len(machines)} CPUs",
-                 f"[extensions]({link.format('extensions.md#on-several-machines')})"])
-    comp, _ = _comparison()
-    long_ = comp["budgets"][str(comp["protocol"]["long"])]["summary"]
-    order = ("mose_paper", "mose", "prob_unet", "ssn")
-    rows.append([f"Synthetic LIDC, {comp['protocol']['long']} epochs: MoSE (paper's method, "
-                 "extensions), Prob. U-Net, SSN",
-                 " / ".join(f"{long_[m]['ged_ratio']['mean']:.3f}" for m in order),
-                 " / ".join(f"{long_[m]['mode_mass_error']['mean']:.3f}" for m in order),
-                 f"{len(comp['protocol']['seeds'])} seeds, one CPU",
-                 f"[comparison]({link.format('comparison.md#results')})"])
-    speed = load("authors_code_speed.json")
-    cells = [f"{c}: train {v['default_train_ratio']['median']:.2f}×, eval "
-             f"{v['default_eval_ratio']['median']:.2f}× (`--fastest` "
+    runs = {"paper": [r for m in machines for r in m[2]["runs"]],
+            "full": [r for m in machines for r in m[3]["runs"]]}
+    cells = [f"GED ratio {spread([r['ged_ratio'] for r in runs[k]])}, mode-mass error "
+             f"{spread([r['mode_mass_error'] for r in runs[k]])}" for k in ("paper", "full")]
+    return ["Synthetic LIDC, the demo's schedule, 16 epochs: the paper's method, then with the "
+            "extensions", "; ".join(cells),
+            f"{len(runs['full'])} runs each, same seeds, {len(machines)} CPUs",
+            "[extensions](docs/extensions.md#on-several-machines)"]
+
+
+def _summary_comparison() -> List[str]:
+    d, _ = _comparison()
+    s = d["budgets"][str(d["protocol"]["long"])]["summary"]
+    cells = [f"{bench_comparison.NAMES[m]} {s[m]['ged_ratio']['mean']:.3f}" for m in s]
+    return [f"Synthetic LIDC, {d['protocol']['long']} epochs, every method tuned on validation",
+            "GED ratio " + ", ".join(cells),
+            f"seeds {', '.join(map(str, d['protocol']['seeds']))}, {d['provenance']['cpu']}",
+            "[comparison](docs/comparison.md#results)"]
+
+
+def _summary_cityscapes() -> List[str]:
+    d = load("ablation_cityscapes.json")
+    s = d["configs"]["exact coupling"]["summary"]
+    return ["Synthetic Cityscapes, 60 epochs (32 modes)",
+            f"mode total variation {rng(s['mode_tv'])}, GED {rng(s['ged'])}",
+            f"seeds {seeds_of(d['configs']['exact coupling'])}, {d['provenance']['cpu']}",
+            "[extensions](docs/extensions.md#cityscapes-the-exact-coupling)"]
+
+
+def _summary_speed() -> List[str]:
+    d = load("authors_code_speed.json")
+    cells = [f"`{c}.py`: training {v['default_train_ratio']['median']:.2f}×, evaluation "
+             f"{v['default_eval_ratio']['median']:.2f}× (`--fastest`: "
              f"{v['fastest_train_ratio']['median']:.2f}×, {v['fastest_eval_ratio']['median']:.2f}×)"
-             for c, v in speed["configs"].items() if "fastest_train_ratio" in v]
-    rows.append(["Speed, ours over the authors' code, paper configs", "; ".join(cells), "",
-                 f"{speed['rounds']} rounds, one CPU",
-                 f"[speed]({link.format('performance.md#against-the-authors-code')})"])
-    header = ["What", "GED ratio (mean (min–max))", "Mode-mass error", "Evidence", "Table"]
-    return md(header, rows)
+             for c, v in d["configs"].items()]
+    return ["Speed on a CPU: ours over the authors' code", "; ".join(cells),
+            f"median of {d['rounds']} rounds, {d['provenance']['cpu']}, {d['threads']} threads",
+            "[speed](docs/performance.md#against-the-authors-code)"]
