@@ -62,7 +62,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def random_batch(cfg, batch: int, device: str):
     """Random (image, annotations, annotation weights) of the config's shapes."""
-    H = W = 128  # the paper configs' training inputs (LIDC crops, Cityscapes training crops)
+    H, W = cfg.image_size or (128, 128)  # the config's training inputs
     M = dataset_spec(cfg.dataset).annotations or 4
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, cfg.input_channels, H, W, generator=g)  # (B, C_in, H, W)

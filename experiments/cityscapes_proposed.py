@@ -12,7 +12,7 @@ dataset = "cityscapes"
 data_folder = "../data/cityscape_npy_5"  # the authors' default location
 n_classes = 25  # 19 Cityscapes classes + void + 5 flipped copies
 eval_class_ids = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]  # the flippable classes and their copies
-# training crops: 128x128 of the 256x512 images (data/cityscapes.py, crop_size = H // 2)
+image_size = [128, 128]  # training crops of the 256x512 images (checked before training)
 use_bbpred = True
 num_expert = 35  # K >= 2**latent_dim = 32 codes
 latent_dim = 5

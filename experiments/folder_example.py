@@ -9,8 +9,9 @@ Write the example data first (synthetic blobs as grey PNGs, 2-5 raters per image
         --predict synthetic_data/folder_example/test/images --out log/folder/predictions
 
 For your own data copy this file and change data_folder, n_classes and input_channels (or leave
-it unset: it is read from the first image); eval_class_ids defaults to every foreground class
-1..n_classes-1. Training checks the dataset first and stops on any problem.
+it unset: it is read from the first image); image_size, if you set it, is checked against the
+data; eval_class_ids defaults to every foreground class 1..n_classes-1. Training checks the
+dataset first and stops on any problem.
 """
 
 experiment_name = "folder_example"

@@ -12,3 +12,4 @@ experiment_name = "lidc_proposed"
 log_dir_name = "lidc"
 dataset = "lidc"
 data_folder = "../data/lidc_npy"  # the authors' default location (docs/datasets.md)
+image_size = [128, 128]  # the 2D crops (checked before training)

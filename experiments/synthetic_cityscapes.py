@@ -31,7 +31,7 @@ synthetic = "cityscapes"
 synthetic_options = dict(n_train=400, n_val=60, n_test=60, seed=0)
 n_classes = 25
 eval_class_ids = [2, 12, 14, 9, 1, 20, 21, 22, 23, 24]
-# training crops: 32x32 of the 64x128 scenes (data/cityscapes.py, crop_size = H // 2)
+# training crops: 32x32 of the 64x128 scenes (half their height, data/cityscapes.py)
 num_filters = [16, 16, 32, 32]  # a 16-channel head (see the docstring)
 num_expert = 35
 latent_dim = 5

@@ -195,3 +195,30 @@ def test_command_line_prints_one_line_and_debug_shows_the_traceback(tmp_path):
     debug = subprocess.run(command + ["--debug"], capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "FileNotFoundError: data folder" in debug.stderr
+
+
+def test_image_size_is_checked_against_the_training_data(tmp_path):
+    """A config's image_size that the training inputs do not have stops the run before
+    training, in one line naming the size the data has."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from data.synthetic import make_lidc
+    from utils.build import build_loaders
+    from utils.config.config import load_config
+    from utils.training.trainer import check_loaders
+
+    make_lidc(str(tmp_path / "d"), n_train=4, n_val=2, n_test=2, size=32, seed=0)
+    base = [f"data_folder='{tmp_path / 'd'}'", "train_batch_size=2", "val_batch_size=2"]
+    cfg = load_config("experiments/synthetic_lidc_paper.py", base + ["image_size=[16, 16]"])
+    loaders = build_loaders(cfg, ("train", "val"))
+    with pytest.raises(ValueError, match=r"image_size=\[16, 16\] but the training inputs .* are "
+                                         r"32x32: set image_size=\[32, 32\] or None"):
+        check_loaders(cfg, loaders)
+    cfg = load_config("experiments/synthetic_lidc_paper.py", base + ["image_size=[32, 32]"])
+    state = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    check_loaders(cfg, build_loaders(cfg, ("train", "val")))  # passes, draws nothing
+    assert random.getstate() == state[0] and np.array_equal(np.random.get_state()[1], state[1])
+    assert torch.equal(torch.get_rng_state(), state[2])

@@ -32,6 +32,8 @@ DEFAULTS: Dict[str, Any] = dict(
     input_channels=None,  # None: derived (lidc 1; cityscapes 4 with use_bbpred, else 3;
     # folder: the channels of data_folder's first image)
     num_w=0,  # DataLoader worker processes
+    image_size=None,  # [H, W] of the training inputs (after cropping); None: whatever the data
+    # gives; when set, checked against the first training item before training starts
     label_range=None,  # None: all annotations; else the annotation indices used for training
     eval_class_ids=None,  # classes scored by the metrics; None: the dataset's (lidc [1], the
     # lesion; cityscapes the five flip classes and their copies; folder every class 1..C-1)
@@ -126,6 +128,7 @@ TYPES: Dict[str, tuple] = dict(
     input_channels=(int, type(None)),
     eval_class_ids=(list, type(None)),
     label_range=(list, type(None)),
+    image_size=(list, type(None)),
     eval_sample_num=(int, type(None)),
     gamma_scheduler_options=(dict, type(None)),
     S_scheduler_options=(dict, type(None)),

@@ -6,12 +6,14 @@ end of every epoch, the last weights at the end, the optional gate refit of the 
 """
 
 import math
+import random
 import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 
 from utils.build import build_loaders, build_loss, build_model, run_dir_of
@@ -212,12 +214,30 @@ def end_of_epoch(cfg: Config, parts: TrainingParts, epoch: int, planned: int) ->
 
 
 def check_loaders(cfg: Config, loaders: Dict[str, Any]) -> None:
-    """A split with no full batch is an error (training and validation drop the last one)."""
+    """A split with no full batch is an error (training and validation drop the last one), and
+    so is a training input whose size is not the config's `image_size`."""
     for split, loader in loaders.items():
         if len(loader) == 0:
             raise ValueError(f"the {split} split of {cfg.data_folder} has {len(loader.dataset)} "
                              f"images, fewer than {split}_batch_size={cfg[split + '_batch_size']}"
                              f": lower {split}_batch_size")
+    if cfg.image_size is not None and "train" in loaders:
+        size = list(first_item_size(loaders["train"].dataset))
+        if size != list(cfg.image_size):
+            raise ValueError(f"image_size={list(cfg.image_size)} but the training inputs of "
+                             f"{cfg.data_folder} are {size[0]}x{size[1]}: set image_size={size} "
+                             "or None")
+
+
+def first_item_size(dataset: Any) -> tuple:
+    """(H, W) of a dataset's first item, drawn without moving the random streams that
+    augmentation and training use (python, numpy, torch)."""
+    saved = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        x = dataset[0][0]  # (C_in, H, W)
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    return tuple(x.shape[-2:])
 
 
 def setup_training(cfg: Config, device: torch.device, run_dir: Path,
