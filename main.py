@@ -8,10 +8,8 @@
     python main.py CONFIG --fastest               # bf16 / compiled head where the machine has them
     torchrun --nproc_per_node=G main.py CONFIG    # G processes (DDP): docs/distributed.md
 
-The protocol (validation, best-GED checkpoint, schedulers, resume state) is the trainer's,
-`utils/training/trainer.py`; evaluation is `utils/evaluation/`, its figures and pages
-`utils/reports/`. Heavy modules load once the config is valid: `--help` and setting errors
-answer at once.
+The protocol is the trainer's (`utils/training/trainer.py`), evaluation `utils/evaluation/`, its
+figures and pages `utils/reports/`; heavy modules load once the config is valid.
 """
 
 import argparse
@@ -130,24 +128,15 @@ def cli() -> None:
     """Entry point: user errors and Ctrl-C end with one line unless --debug is given."""
     try:
         main()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, *USER_ERRORS) as err:
         if "--debug" in sys.argv:
             raise
         line = ("interrupted: the state of the last completed epoch is kept; continue the run "
-                "with --resume")
-        _log_line(line)
+                "with --resume") if isinstance(err, KeyboardInterrupt) else error_line(err)
+        from utils.runtime.logger import log_to_files
+
+        log_to_files(line)
         sys.exit(line)
-    except USER_ERRORS as err:
-        if "--debug" in sys.argv:
-            raise
-        _log_line(error_line(err))
-        sys.exit(error_line(err))
-
-
-def _log_line(line: str) -> None:
-    from utils.runtime.logger import log_to_files
-
-    log_to_files(line)
 
 
 if __name__ == "__main__":
