@@ -148,11 +148,13 @@ def _gpu_log(text: str) -> str:
     return "; ".join(line.split(" INFO ", 1)[-1].split("  (")[0] for line in lines)
 
 
-def _runs(d: Dict[str, Any]) -> str:
-    """Per-run figures of a file listing its runs (seed and figures)."""
-    keys = [k for k in d["runs"][0] if k != "seed"]
-    return "; ".join(f"{k} " + ", ".join(f"{r[k]}" for r in d["runs"]) for k in keys) + (
-        f" (seeds {', '.join(str(r['seed']) for r in d['runs'])})")
+def _authors_speed(d: Dict[str, Any]) -> str:
+    """Per config: our two paths over the authors' code, training and evaluation."""
+    return "; ".join(
+        f"{c}: " + ", ".join(f"{p} train ×{v[f'{p}_train_ratio']['median']:.2f} eval "
+                             f"×{v[f'{p}_eval_ratio']['median']:.2f}"
+                             for p in ("default", "fastest") if f"{p}_train_ratio" in v)
+        for c, v in d["configs"].items())
 
 
 def _extensions(d: Dict[str, Any]) -> str:
@@ -274,7 +276,13 @@ CATALOG: List[Tuple[str, str, Union[str, Summary, None], Summary]] = [
     ("gate_limit_*.jsonl", "where a trained model's mode-mass error comes from: the model, the "
      "best possible gate, refit gates of several inputs (one line per run)",
      "python -m research.gate_limit", _gate_limit),
-    ("authors_code_*.json", "see the file", None, _runs),
+    ("authors_code_speed*.json", "our default and --fastest paths over the authors' published "
+     "code on the paper configs: their training and evaluation steps, alternating processes "
+     "(benchmarks/authors/speed.py)", None, _authors_speed),
+    ("authors_code_*.json", "the authors' published code trained with the paper's recipe on the "
+     "synthetic LIDC demo's data, scored by our evaluation, beside our rows on the same seeds "
+     "(benchmarks/authors/learning.py)", None, _learning),
+    ("authors_code_*.md", "the tables of the JSON beside it", None, _table),
     ("review_page*.json", "the evaluation review page in headless Chromium: time to first paint "
      "and to the first cards, re-sorting, page size (synthetic pages of N images)", None,
      _review_page),
