@@ -266,8 +266,8 @@ def speed_reference() -> str:
     files.sort(key=lambda f: (f[1]["provenance"]["cpu"], f[1].get("compile_head", False),
                               f[1].get("amp", False)))
     for path, d in files:
-        label = "fp32" + ", `compile_head`" * d.get("compile_head", False) + \
-            ", bf16 autocast" * d.get("amp", False)
+        label = ("bf16 autocast" if d.get("amp") else "fp32") + \
+            ", `compile_head`" * d.get("compile_head", False)
         lo, hi = d["train_ratio_range"]
         elo, ehi = d["eval_ratio_range"]
         rows.append([d["provenance"]["cpu"], label, f"{d['train_ratio']:.2f}× ({lo:.2f}–{hi:.2f})",

@@ -7,9 +7,9 @@ the hardware and sets them in the config:
   bf16 matrix units (AMX or AVX-512 BF16), where elsewhere bf16 is emulated and slower.
 - `compile_head` (the fast head's batch-norm kernels through `torch.compile`): on a GPU when
   triton is installed; on a CPU when the C++ compiler torch's inductor calls is on the PATH and
-  the CPU has AVX-512. On an AVX2-only CPU the compiled kernels were measured slower than eager
-  (docs/performance.md), so it stays off there; no stored measurement on an AVX-512 CPU backs
-  the other side yet (`python -m benchmarks.bench_compare --compile-head` makes one).
+  the CPU has AVX-512. On an AVX2-only CPU the compiled kernels were measured slower than eager,
+  so it stays off there; on the one AVX-512 CPU measured they were level with eager
+  (docs/performance.md, `python -m benchmarks.bench_compare --compile-head`).
 
 `choose` is the rule, a pure function of what the machine has; `detect` reads the machine;
 `apply_fastest` does both for a run and logs one line saying what was chosen and why. A config
