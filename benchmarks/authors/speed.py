@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from benchmarks.authors.settings import model_and_loss
 from benchmarks.authors.tree import extra_packages, find_tree, identify, run_worker
 from benchmarks.provenance import ROOT, command_line, provenance
 
@@ -53,15 +54,7 @@ def worker_args(config: str, batch: int, steps: int) -> Dict[str, Any]:
 
     cfg = load_config(str(ROOT / "experiments" / f"{config}.py"))
     x, y, _ = random_batch(cfg, 1, "cpu")  # the shapes bench_train times ours on
-    model = dict(input_channels=cfg.input_channels, num_classes=cfg.n_classes,
-                 num_filters=list(cfg.num_filters), latent_dim=cfg.latent_dim,
-                 num_expert=cfg.num_expert, sample_per_mode=cfg.sample_per_mode,
-                 gating_feature_level=len(cfg.num_filters) - 1, softmax=cfg.softmax,
-                 masked_pred=cfg.masked_pred, eval_class_ids=cfg.eval_class_ids,
-                 eval_sample_num=None)
-    loss = dict(cost_fn=cfg.cost_fn, beta=cfg.beta, gamma0=cfg.gamma0, G0=cfg.G0,
-                num_chunks=cfg.num_chunks)
-    return dict(model=model, loss=loss, lr=cfg.lr, batch=batch, steps=steps,
+    return dict(**model_and_loss(cfg), lr=cfg.lr, batch=batch, steps=steps,
                 annotations=y.shape[1], image_size=list(x.shape[-2:]))
 
 
