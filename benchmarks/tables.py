@@ -343,6 +343,12 @@ def _summary_speed() -> List[str]:
              f"{v['default_eval_ratio']['median']:.2f}× (`--fastest`: "
              f"{v['fastest_train_ratio']['median']:.2f}×, {v['fastest_eval_ratio']['median']:.2f}×)"
              for c, v in d["configs"].items()]
+    lidc = d["configs"].get("lidc_proposed", {})
+    if "default_train_fraction_of_fp32_limit" in lidc:
+        share = {p: " / ".join(f"{100 * lidc[f'{p}_{k}_fraction_of_fp32_limit']:.0f} %"
+                               for k in ("train", "eval")) for p in ("default", "authors")}
+        cells.append(f"share of the CPU's fp32 matmul limit, LIDC, train / eval: ours "
+                     f"{share['default']}, the authors' {share['authors']}")
     return ["Speed on a CPU: ours over the authors' code", "; ".join(cells),
             f"median of {d['rounds']} rounds, {d['provenance']['cpu']}, {d['threads']} threads",
             "[speed](docs/performance.md#against-the-authors-code)"]
