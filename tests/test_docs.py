@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md"),
-                ROOT / "benchmarks" / "results" / "README.md"])
+PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"),
+                *(p for p in ROOT.glob("*/README.md") if not p.parent.name.startswith(".")),
+                ROOT / "benchmarks" / "results" / "README.md"])  # not caches such as .pytest_cache
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
 CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)

@@ -57,7 +57,8 @@ def module_files() -> Dict[str, Path]:
     modules = {}
     for path in sorted(ROOT.rglob("*.py")):
         parts = path.relative_to(ROOT).parts
-        if parts[0] in SKIP or any(p.startswith(".") or p == "__pycache__" for p in parts):
+        if parts[0] in SKIP or any(p.startswith(".") or p in ("__pycache__", "site-packages")
+                                   for p in parts):
             continue
         names = list(parts[:-1]) + ([] if path.name == "__init__.py" else [path.stem])
         modules[".".join(names)] = path

@@ -12,9 +12,11 @@ FIGURE = re.compile(r"\d+\.\d+ \(\d+\.\d+–\d+\.\d+\)")  # 'mean (min–max)'
 
 def markdown_pages():
     """Every markdown page of the repository but the result files' own renderings."""
-    skip = ("benchmarks/results/", "log/", "synthetic_data/", ".git/")
+    skip = ("benchmarks/results/", "log/", "synthetic_data/")
     return [p for p in sorted(ROOT.rglob("*.md"))
-            if not str(p.relative_to(ROOT)).startswith(skip)]
+            if not str(p.relative_to(ROOT)).startswith(skip)
+            and not any(part.startswith(".") or part == "site-packages"  # caches, environments
+                        for part in p.relative_to(ROOT).parts)]
 
 
 def table_rows(text: str):
