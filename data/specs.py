@@ -19,9 +19,10 @@ loaded; the functions below import the modules they read with when they are call
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from data import cityscapes_classes as cityscapes
+from data.registry import Registry
 
 Settings = Mapping[str, Any]
 # the views that `gate_tta` averages and the gate refit draws from (`models.gating`)
@@ -94,33 +95,10 @@ class DatasetSpec:
                              f"got {self.gate_views!r}")
 
 
-_REGISTRY: Dict[str, DatasetSpec] = {}
-
-
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Make a dataset selectable by `dataset=spec.name`; a name is registered once.
-
-    Args:
-        spec: the dataset's spec.
-    Returns:
-        The spec.
-    """
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-        raise ValueError(f"dataset {spec.name!r} is registered already")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def dataset_names() -> List[str]:
-    """The registered dataset names, in registration order."""
-    return list(_REGISTRY)
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The spec registered as `name` (ValueError naming the registered ones otherwise)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"dataset must be one of {dataset_names()}, got {name!r}")
-    return _REGISTRY[name]
+_SPECS: Registry[DatasetSpec] = Registry("dataset")
+register_dataset = _SPECS.register  # a new dataset: register_dataset(DatasetSpec(...))
+dataset_names = _SPECS.names
+dataset_spec = _SPECS.get
 
 
 # --- LIDC-IDRI --------------------------------------------------------------------------------

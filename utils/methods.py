@@ -16,8 +16,9 @@ the builders import the models and losses when they are called.
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from data.registry import Registry
 from data.specs import dataset_spec
 
 Settings = Mapping[str, Any]
@@ -59,33 +60,10 @@ class MethodSpec:
             else "standard"
 
 
-_REGISTRY: Dict[str, MethodSpec] = {}
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    """Make a method selectable by `method=spec.name`; a name is registered once.
-
-    Args:
-        spec: the method's spec.
-    Returns:
-        The spec.
-    """
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-        raise ValueError(f"method {spec.name!r} is registered already")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def method_names() -> List[str]:
-    """The registered method names, in registration order."""
-    return list(_REGISTRY)
-
-
-def method_spec(name: str) -> MethodSpec:
-    """The spec registered as `name` (ValueError naming the registered ones otherwise)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"method must be one of {method_names()}, got {name!r}")
-    return _REGISTRY[name]
+_SPECS: Registry[MethodSpec] = Registry("method")
+register_method = _SPECS.register  # a new method: register_method(MethodSpec(...))
+method_names = _SPECS.names
+method_spec = _SPECS.get
 
 
 def backbone_options(settings: Settings) -> Dict[str, Any]:
